@@ -1,0 +1,56 @@
+"""
+txzmq2: ZeroMQ for Twisted.
+
+Sockets driven by the reactor, request-reply as Deferreds, errors as Failures. Importing this
+package does not import (or install) the global reactor.
+"""
+
+from __future__ import annotations
+
+from txzmq2.connection import Message, ZmqConnection
+from txzmq2.endpoint import ZmqEndpoint, ZmqEndpointType
+from txzmq2.errors import (
+    ZmqConnectionClosed,
+    ZmqError,
+    ZmqRequestTimeoutError,
+    ZmqUnknownRequestError,
+    ZmqUnroutableError,
+)
+from txzmq2.factory import ZmqFactory
+from txzmq2.pair import ZmqPairConnection
+from txzmq2.pubsub import (
+    ZmqPubConnection,
+    ZmqSubConnection,
+    ZmqXPubConnection,
+    ZmqXSubConnection,
+)
+from txzmq2.pushpull import ZmqPullConnection, ZmqPushConnection
+from txzmq2.reqrep import ZmqREPConnection, ZmqREQConnection
+from txzmq2.routerdealer import ZmqDealerConnection, ZmqRouterConnection
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Message",
+    "ZmqConnection",
+    "ZmqConnectionClosed",
+    "ZmqDealerConnection",
+    "ZmqEndpoint",
+    "ZmqEndpointType",
+    "ZmqError",
+    "ZmqFactory",
+    "ZmqPairConnection",
+    "ZmqPubConnection",
+    "ZmqPullConnection",
+    "ZmqPushConnection",
+    "ZmqREPConnection",
+    "ZmqREQConnection",
+    "ZmqRequestTimeoutError",
+    "ZmqRouterConnection",
+    "ZmqSubConnection",
+    "ZmqUnknownRequestError",
+    "ZmqUnroutableError",
+    "ZmqXPubConnection",
+    "ZmqXSubConnection",
+    "__version__",
+]

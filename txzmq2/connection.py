@@ -1,0 +1,546 @@
+"""
+ZmqConnection: the only code that touches a ZeroMQ socket's FD and ``EVENTS``.
+
+ZeroMQ's ``ZMQ_FD`` is edge-triggered and only says "something changed". Any ``send``,
+``recv``, ``bind``, ``connect``, option change or ``getsockopt(EVENTS)`` may consume that edge
+while messages are waiting, after which the FD stays quiet until something *else* happens.
+So every such operation here is followed, sooner or later in the same reactor turn, by a
+*pass* (:meth:`ZmqConnection._runPass`): flush queued sends, read a bounded batch, read
+``EVENTS`` and, if work remains, schedule another pass with ``callLater(0)``. Passes are
+coalesced: at most one is ever scheduled.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from time import monotonic
+from typing import TYPE_CHECKING, Any, ClassVar, Union
+
+import zmq
+from twisted.internet.interfaces import (
+    IConsumer,
+    IProducer,
+    IPushProducer,
+    IReadDescriptor,
+)
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from txzmq2.endpoint import ZmqEndpoint, ZmqEndpointType
+from txzmq2.errors import ZmqConnectionClosed, ZmqUnroutableError
+
+if TYPE_CHECKING:
+    from twisted.internet.base import DelayedCall
+
+    from txzmq2.factory import ZmqFactory
+
+__all__ = ["Frame", "Message", "MessageLike", "ZmqConnection"]
+
+Frame = Union[bytes, bytearray, memoryview]
+"""One frame as accepted by ``send``; frames received are always ``bytes``."""
+Message = list[bytes]
+"""A whole multipart message as received: its frames, in order."""
+MessageLike = Union[Frame, Sequence[Frame]]
+"""What ``send`` accepts: one frame, or a sequence of frames."""
+
+_NOBLOCK = zmq.NOBLOCK
+_SNDMORE = zmq.SNDMORE
+_POLLIN = zmq.POLLIN
+_POLLOUT = zmq.POLLOUT
+_EVENTS = zmq.EVENTS
+# Below this size pyzmq copies a frame anyway; above it, zero-copy sends pay off.
+_ZERO_COPY_MIN = zmq.COPY_THRESHOLD
+
+# Class attribute -> socket option, applied (when not None) before any bind or connect.
+_SOCKET_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("sendHighWaterMark", zmq.SNDHWM),
+    ("recvHighWaterMark", zmq.RCVHWM),
+    ("maxMessageSize", zmq.MAXMSGSIZE),
+    ("tcpKeepalive", zmq.TCP_KEEPALIVE),
+    ("tcpKeepaliveCount", zmq.TCP_KEEPALIVE_CNT),
+    ("tcpKeepaliveIdle", zmq.TCP_KEEPALIVE_IDLE),
+    ("tcpKeepaliveInterval", zmq.TCP_KEEPALIVE_INTVL),
+    ("reconnectInterval", zmq.RECONNECT_IVL),
+    ("reconnectIntervalMax", zmq.RECONNECT_IVL_MAX),
+    ("allowLoopbackMulticast", zmq.MULTICAST_LOOP),
+    ("multicastRate", zmq.RATE),
+    ("immediate", zmq.IMMEDIATE),
+)
+
+
+def _toFrames(message: MessageLike) -> list[Frame]:
+    """
+    Normalise what a user passed to ``send`` into a fresh list of frames.
+
+    :raises TypeError: for ``str`` (ZeroMQ carries bytes; encode first) or non-bytes frames.
+    :raises ValueError: for an empty sequence (a message has at least one frame).
+    """
+    if type(message) is bytes:
+        return [message]
+    if isinstance(message, (bytes, bytearray, memoryview)):
+        return [message]
+    if isinstance(message, str):
+        raise TypeError("ZeroMQ frames are bytes, not str: encode the message first")
+    frames = list(message)
+    if not frames:
+        raise ValueError("a message needs at least one frame")
+    for frame in frames:
+        if type(frame) is not bytes and not isinstance(frame, (bytes, bytearray, memoryview)):
+            raise TypeError(f"ZeroMQ frames are bytes, not {type(frame).__name__}")
+    return frames
+
+
+@implementer(IReadDescriptor, IConsumer, IPushProducer)
+class ZmqConnection:
+    """
+    One ZeroMQ socket driven by the factory's reactor.
+
+    Subclasses set :attr:`socketType` and turn whole messages into their own callbacks by
+    overriding :meth:`messageReceived`. Socket options are class attributes; one left as
+    ``None`` keeps libzmq's default.
+
+    Flow control speaks Twisted's language. As an ``IConsumer`` the connection accepts a
+    producer (:meth:`registerProducer`) and pauses it while more than
+    :attr:`sendQueueHighWater` messages wait in its outbound queue. As an ``IPushProducer``
+    of what it reads, :meth:`pauseProducing` stops delivery (libzmq's queues then fill and
+    backpressure reaches the sender) and :meth:`resumeProducing` continues.
+
+    :param factory: the factory giving the context and reactor.
+    :param endpoint: an endpoint to bind or connect right away.
+    :param identity: the socket's routing id (``ZMQ_ROUTING_ID``), for ROUTER peers.
+    """
+
+    socketType: ClassVar[int]
+    """The ZeroMQ socket type, such as ``zmq.DEALER``; set by each subclass."""
+    receives: ClassVar[bool] = True
+    """False for send-only types (PUB, PUSH), whose sockets refuse ``recv``."""
+
+    highWaterMark: int | None = None
+    """Both high-water marks at once (messages); ``sendHighWaterMark`` and
+    ``recvHighWaterMark`` override it for one direction."""
+    sendHighWaterMark: int | None = None
+    recvHighWaterMark: int | None = None
+    maxMessageSize: int | None = None
+    """``ZMQ_MAXMSGSIZE`` in bytes: a peer sending a bigger message is disconnected."""
+    tcpKeepalive: int | None = None
+    tcpKeepaliveCount: int | None = None
+    tcpKeepaliveIdle: int | None = None
+    tcpKeepaliveInterval: int | None = None
+    reconnectInterval: int | None = None
+    reconnectIntervalMax: int | None = None
+    allowLoopbackMulticast: int | None = None
+    multicastRate: int | None = None
+    immediate: int | None = None
+
+    readBatchSize: int = 1000
+    """Most messages one read pass delivers before yielding to the reactor."""
+    readBatchSeconds: float = 0.004
+    """Longest a read pass runs before yielding to the reactor."""
+    sendQueueHighWater: int = 1000
+    """Outbound queue length above which a registered producer is paused."""
+    sendQueueLowWater: int = 250
+    """Outbound queue length at or below which a paused producer is resumed."""
+
+    _log: ClassVar[Logger] = Logger()
+
+    def __init__(
+        self,
+        factory: ZmqFactory,
+        endpoint: ZmqEndpoint | None = None,
+        identity: bytes | str | None = None,
+    ) -> None:
+        self.factory = factory
+        self.endpoints: list[ZmqEndpoint] = []
+        self.identity = identity.encode() if isinstance(identity, str) else identity
+        self._reactor: Any = factory.reactor
+        self.socket: zmq.Socket[bytes] = factory.context.socket(self.socketType)
+        self._closed = False
+        self._inPass = False
+        self._passCall: DelayedCall | None = None
+        self._readPaused = False
+        self._outbound: deque[list[Frame]] = deque()
+        self._producer: IProducer | None = None
+        self._producerStreaming = False
+        self._producerPaused = False
+        self._pullCall: DelayedCall | None = None
+        try:
+            self._applyOptions()
+            self.fd: int = self.socket.get(zmq.FD)
+        except BaseException:
+            self.socket.close(linger=0)
+            raise
+        factory.connections.add(self)
+        self._reactor.addReader(self)
+        # Messages may already be waiting (an inproc peer): look once, whatever the FD says.
+        self._schedulePass()
+        if endpoint is not None:
+            self.addEndpoints([endpoint])
+
+    def _applyOptions(self) -> None:
+        socket = self.socket
+        socket.set(zmq.LINGER, self.factory.lingerPeriod)
+        if self.highWaterMark is not None:
+            socket.set(zmq.SNDHWM, self.highWaterMark)
+            socket.set(zmq.RCVHWM, self.highWaterMark)
+        for attribute, option in _SOCKET_OPTIONS:
+            value = getattr(self, attribute)
+            if value is not None:
+                socket.set(option, value)
+        if self.identity is not None:
+            socket.set(zmq.ROUTING_ID, self.identity)
+        self._applyTypeOptions()
+
+    def _applyTypeOptions(self) -> None:
+        """
+        Hook for socket types with options of their own (set before any bind or connect).
+        """
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ", ".join(e.address for e in self.endpoints)
+        return f"<{type(self).__name__} {state or 'unbound'}>"
+
+    # -- endpoints ---------------------------------------------------------------------------
+
+    def addEndpoints(self, endpoints: Iterable[ZmqEndpoint]) -> None:
+        """
+        Bind or connect to each endpoint, in order.
+
+        :raises ValueError: for a malformed endpoint (nothing after it is attempted).
+        :raises zmq.ZMQError: when libzmq refuses the address (in use, unreachable...).
+        :raises ZmqConnectionClosed: after :meth:`shutdown`.
+        """
+        self._checkOpen()
+        try:
+            for endpoint in endpoints:
+                endpoint = ZmqEndpoint(*endpoint)
+                endpoint.validate()
+                if endpoint.type == ZmqEndpointType.bind:
+                    self.socket.bind(endpoint.address)
+                else:
+                    self.socket.connect(endpoint.address)
+                self.endpoints.append(endpoint)
+        finally:
+            # bind() and connect() process pending commands and can consume the FD's edge.
+            self._schedulePass()
+
+    @property
+    def lastEndpoint(self) -> str:
+        """
+        The address last bound or connected, resolved: after binding ``tcp://127.0.0.1:*``
+        it carries the port the OS chose.
+        """
+        self._checkOpen()
+        value: bytes = self.socket.get(zmq.LAST_ENDPOINT)
+        return value.decode()
+
+    def setSocketOption(self, option: int, value: int | bytes) -> None:
+        """
+        Set a socket option after creation (``zmq.SUBSCRIBE`` and the like).
+
+        Option changes can consume the FD's edge, so a pass follows.
+        """
+        self._checkOpen()
+        try:
+            self.socket.set(option, value)
+        finally:
+            self._schedulePass()
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def send(self, message: MessageLike) -> None:
+        """
+        Send one message: a single frame (``bytes``) or a sequence of frames.
+
+        Never raises ``zmq.Again``: when libzmq is at its high-water mark the message waits in
+        this connection's outbound queue and leaves, in order, as soon as the socket is
+        writable again. (PUB and ROUTER sockets drop at the high-water mark instead, as
+        libzmq defines them to.)
+
+        :raises ZmqConnectionClosed: after :meth:`shutdown`.
+        :raises TypeError: when a frame is not bytes-like.
+        :raises ZmqUnroutableError: a ROUTER with ``ZMQ_ROUTER_MANDATORY`` has no peer of
+            that identity.
+        """
+        if self._closed:
+            raise ZmqConnectionClosed(f"{self!r} is shut down; cannot send")
+        frames = _toFrames(message)
+        if self._outbound:
+            # Keep order: nothing overtakes what is already queued.
+            self._enqueue(frames)
+        else:
+            try:
+                self._sendFrames(frames)
+            except zmq.Again:
+                self._enqueue(frames)
+            finally:
+                # The send may have consumed the FD's edge with replies already waiting.
+                if not self._inPass and self._passCall is None:
+                    self._passCall = self._reactor.callLater(0, self._scheduledPass)
+
+    def _sendFrames(self, frames: list[Frame]) -> None:
+        # A multipart message is accepted or refused as a whole at its first frame, so
+        # zmq.Again can only come from the first send() below.
+        send = self.socket.send
+        last = len(frames) - 1
+        try:
+            for index, frame in enumerate(frames):
+                send(
+                    frame,
+                    _NOBLOCK if index == last else _NOBLOCK | _SNDMORE,
+                    copy=len(frame) < _ZERO_COPY_MIN,
+                )
+        except zmq.ZMQError as error:
+            if error.errno == zmq.EHOSTUNREACH:
+                raise ZmqUnroutableError(
+                    f"no connected peer with identity {bytes(frames[0])!r}"
+                ) from None
+            raise
+
+    def _enqueue(self, frames: list[Frame]) -> None:
+        self._outbound.append(frames)
+        if (
+            self._producer is not None
+            and self._producerStreaming
+            and not self._producerPaused
+            and len(self._outbound) > self.sendQueueHighWater
+        ):
+            self._producerPaused = True
+            self._producer.pauseProducing()  # type: ignore[attr-defined]
+
+    def _flush(self) -> None:
+        queue = self._outbound
+        while queue:
+            try:
+                self._sendFrames(queue[0])
+            except zmq.Again:
+                break
+            except ZmqUnroutableError:
+                self._log.warn("{connection}: dropped a queued message to a vanished peer",
+                               connection=self)
+            queue.popleft()
+        if self._producer is not None and len(queue) <= self.sendQueueLowWater:
+            self._wantMoreFromProducer()
+
+    @property
+    def sendQueueLength(self) -> int:
+        """Messages waiting in this connection's outbound queue (not yet handed to libzmq)."""
+        return len(self._outbound)
+
+    # -- IConsumer ---------------------------------------------------------------------------
+
+    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
+        """
+        Let ``producer`` write to this connection, paced by its outbound queue.
+
+        A streaming (push) producer is paused while more than :attr:`sendQueueHighWater`
+        messages are queued and resumed at :attr:`sendQueueLowWater`; a pull producer is
+        asked for the next message whenever the queue is at or below the low-water mark.
+
+        :raises RuntimeError: when a producer is already registered.
+        """
+        if self._producer is not None:
+            raise RuntimeError(f"{self!r} already has a producer: {self._producer!r}")
+        if self._closed:
+            producer.stopProducing()
+            return
+        self._producer = producer
+        self._producerStreaming = streaming
+        self._producerPaused = False
+        if streaming and len(self._outbound) > self.sendQueueHighWater:
+            self._producerPaused = True
+            producer.pauseProducing()  # type: ignore[attr-defined]
+        elif not streaming:
+            self._wantMoreFromProducer()
+
+    def unregisterProducer(self) -> None:
+        """Forget the registered producer (if any)."""
+        self._producer = None
+        self._producerPaused = False
+        if self._pullCall is not None:
+            self._pullCall.cancel()
+            self._pullCall = None
+
+    def write(self, data: bytes) -> None:
+        """``IConsumer.write``: send ``data`` as a one-frame message."""
+        self.send(data)
+        if self._producer is not None and not self._producerStreaming:
+            if len(self._outbound) <= self.sendQueueLowWater:
+                self._wantMoreFromProducer()
+
+    def _wantMoreFromProducer(self) -> None:
+        producer = self._producer
+        if producer is None:
+            return
+        if self._producerStreaming:
+            if self._producerPaused:
+                self._producerPaused = False
+                producer.resumeProducing()  # type: ignore[attr-defined]
+        elif self._pullCall is None:
+            # Ask on the next turn, not from inside the producer's own write().
+            self._pullCall = self._reactor.callLater(0, self._askPullProducer)
+
+    def _askPullProducer(self) -> None:
+        self._pullCall = None
+        if self._producer is not None and not self._closed:
+            self._producer.resumeProducing()  # type: ignore[attr-defined]
+
+    # -- IPushProducer (of what this connection reads) ---------------------------------------
+
+    def pauseProducing(self) -> None:
+        """Stop delivering messages; libzmq's queues fill and the sender is held back."""
+        self._readPaused = True
+
+    def resumeProducing(self) -> None:
+        """Deliver messages again, starting with those that waited."""
+        self._readPaused = False
+        self._schedulePass()
+
+    def stopProducing(self) -> None:
+        """``IProducer.stopProducing``: shut the connection down."""
+        self.shutdown()
+
+    # -- the reactor side --------------------------------------------------------------------
+
+    def fileno(self) -> int:
+        """The ZeroMQ FD the reactor watches (-1 once shut down)."""
+        return -1 if self._closed else self.fd
+
+    def logPrefix(self) -> str:
+        return type(self).__name__
+
+    def doRead(self) -> None:
+        """The reactor saw the FD signal: run a pass."""
+        self._runPass()
+
+    def connectionLost(self, reason: Failure) -> None:
+        """The reactor dropped this descriptor (at reactor shutdown): shut down."""
+        self.shutdown()
+
+    def _schedulePass(self) -> None:
+        if self._passCall is None and not self._closed:
+            self._passCall = self._reactor.callLater(0, self._scheduledPass)
+
+    def _scheduledPass(self) -> None:
+        self._passCall = None
+        self._runPass()
+
+    def _runPass(self) -> None:
+        """
+        Flush queued sends, deliver a bounded batch of messages, then look at ``EVENTS``
+        and schedule another pass if anything is left to do.
+        """
+        if self._closed:
+            return
+        if self._inPass:
+            # A callback re-entered us; finish the current pass and come back.
+            self._schedulePass()
+            return
+        self._inPass = True
+        try:
+            if self._outbound:
+                self._flush()
+            if self.receives and not self._readPaused:
+                self._readBatch()
+            if self._closed:
+                return
+            # Reading EVENTS consumes the edge too, so act on what it says right here.
+            events = self.socket.get(_EVENTS)
+        except zmq.ContextTerminated:
+            self._log.warn("{connection}: context terminated under it", connection=self)
+            self.shutdown()
+            return
+        except zmq.ZMQError as error:
+            if error.errno == zmq.EINTR:
+                self._schedulePass()
+                return
+            self._log.failure("{connection}: socket failed; shutting down", connection=self)
+            self.shutdown()
+            return
+        finally:
+            self._inPass = False
+        if (events & _POLLIN and self.receives and not self._readPaused) or (
+            events & _POLLOUT and self._outbound
+        ):
+            self._schedulePass()
+
+    def _readBatch(self) -> None:
+        recv = self.socket.recv
+        limit = self.readBatchSize
+        deadline = monotonic() + self.readBatchSeconds
+        count = 0
+        while count < limit:
+            try:
+                frame = recv(_NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            message = [frame.bytes]
+            # The rest of a multipart message is already here: messages arrive whole.
+            while frame.more:
+                frame = recv(_NOBLOCK, copy=False)
+                message.append(frame.bytes)
+            count += 1
+            try:
+                self.messageReceived(message)
+            except Exception:
+                self._log.failure(
+                    "{connection}: unhandled error while delivering a message", connection=self
+                )
+            if self._closed or self._readPaused:
+                return
+            if not count & 31 and monotonic() > deadline:
+                return
+        # Budget spent with POLLIN still set: the EVENTS check in _runPass schedules the rest.
+
+    def messageReceived(self, message: Message) -> None:
+        """
+        Called with each whole message read from the socket. Socket types override this to
+        decode their framing; an exception raised here is logged and the next message is
+        still delivered.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must override messageReceived")
+
+    # -- shutdown ----------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """
+        Close the socket with the factory's linger period and leave the reactor. Messages
+        still in the outbound queue are handed to libzmq if it takes them, so linger can
+        deliver them; any it refuses are dropped (and counted in a log line). Idempotent.
+        """
+        if self._closed:
+            return
+        if self._outbound:
+            try:
+                self._flush()
+            except zmq.ZMQError:
+                pass  # closing anyway; what is left is dropped below
+        self._closed = True
+        for call in (self._passCall, self._pullCall):
+            if call is not None and call.active():
+                call.cancel()
+        self._passCall = self._pullCall = None
+        self._reactor.removeReader(self)
+        self.factory.connections.discard(self)
+        if self._outbound:
+            self._log.warn(
+                "{connection}: shut down with {count} unsent message(s) dropped",
+                connection=self,
+                count=len(self._outbound),
+            )
+            self._outbound.clear()
+        self.socket.close(linger=self.factory.lingerPeriod)
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.stopProducing()
+        self._connectionClosed()
+
+    def _connectionClosed(self) -> None:
+        """
+        Hook run once at the end of :meth:`shutdown`; socket types fail what is pending.
+        """
+
+    def _checkOpen(self) -> None:
+        if self._closed:
+            raise ZmqConnectionClosed(f"{self!r} is shut down")

@@ -1,0 +1,53 @@
+"""
+Exceptions raised by txzmq2, or delivered as the Failure of a Deferred it handed out.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ZmqConnectionClosed",
+    "ZmqError",
+    "ZmqRequestTimeoutError",
+    "ZmqUnknownRequestError",
+    "ZmqUnroutableError",
+]
+
+
+class ZmqError(Exception):
+    """
+    Base class of every txzmq2 exception.
+    """
+
+
+class ZmqConnectionClosed(ZmqError):
+    """
+    The connection (or its factory) was shut down.
+
+    Raised by ``send`` and the verbs built on it after ``shutdown()``; also the Failure of
+    every request Deferred still pending when its connection shuts down.
+    """
+
+
+class ZmqRequestTimeoutError(ZmqError):
+    """
+    A request got no reply within its timeout (after its last retry, when retries were
+    asked for).
+    """
+
+
+class ZmqUnroutableError(ZmqError):
+    """
+    A ROUTER with ``routerMandatory`` set was asked to send to an identity that is not
+    connected.
+    """
+
+
+class ZmqUnknownRequestError(ZmqError, KeyError):
+    """
+    ``ZmqREPConnection.reply`` was given a message id that is not an outstanding request:
+    it was already answered, evicted, or never existed.
+    """
+
+    def __str__(self) -> str:
+        # KeyError quotes its argument; keep the plain message.
+        return str(self.args[0]) if self.args else ""

@@ -1,0 +1,145 @@
+"""
+The factory: one ZeroMQ context, one reactor, and the connections made on them.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+import zmq
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorCore
+
+    from txzmq2.connection import ZmqConnection
+
+__all__ = ["ZmqFactory"]
+
+
+class ZmqFactory:
+    """
+    Owns a :class:`zmq.Context` and tracks the connections created with it.
+
+    :param reactor: the reactor connections register with. ``None`` means the global
+        ``twisted.internet.reactor``, imported the first time it is needed (never at import
+        time, so importing txzmq2 leaves the choice of reactor to the application).
+    :param context: a context to use. When given, :meth:`shutdown` leaves it to its owner;
+        when ``None``, the factory creates one and terminates it on shutdown.
+    :param ioThreads: number of libzmq I/O threads of the context the factory creates.
+    :param lingerPeriod: milliseconds a closed socket keeps trying to deliver queued
+        messages; set on every socket, so shutdown never waits forever.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        reactor: Any = None,
+        context: zmq.Context[Any] | None = None,
+        ioThreads: int = 1,
+        lingerPeriod: int = 100,
+    ) -> None:
+        self._reactor = reactor
+        self._ownsContext = context is None
+        self.context: zmq.Context[Any] = zmq.Context(ioThreads) if context is None else context
+        self.ioThreads = ioThreads
+        self.lingerPeriod = lingerPeriod
+        self.connections: set[ZmqConnection] = set()
+        self._shutdownWaiters: list[Deferred[None]] | None = None
+        self._shutdownDone = False
+        self._shutdownTrigger: Any = None
+
+    @property
+    def reactor(self) -> Any:
+        """
+        The reactor of this factory's connections (the global one, imported on first use,
+        when none was given).
+        """
+        if self._reactor is None:
+            from twisted.internet import reactor
+
+            self._reactor = reactor
+        return self._reactor
+
+    @reactor.setter
+    def reactor(self, value: Any) -> None:
+        self._reactor = value
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} with {len(self.connections)} connection(s)>"
+
+    def registerForShutdown(self) -> None:
+        """
+        Shut the factory down in the reactor's ``before shutdown`` phase; the reactor waits
+        for the context to finish terminating.
+        """
+        if self._shutdownTrigger is None:
+            core: IReactorCore = self.reactor
+            self._shutdownTrigger = core.addSystemEventTrigger(
+                "before", "shutdown", self._shutdownFromTrigger
+            )
+
+    def _shutdownFromTrigger(self) -> Deferred[None]:
+        # The trigger is being consumed; removing it now would warn.
+        self._shutdownTrigger = None
+        return self.shutdown()
+
+    def shutdown(self) -> Deferred[None]:
+        """
+        Shut down every connection, then terminate the context if the factory created it.
+
+        Idempotent: every call returns a new Deferred that fires (with ``None``) once the
+        context is terminated. Termination waits up to ``lingerPeriod`` for queued messages
+        to leave, so it runs in a short-lived thread while the reactor is running, and
+        inline when it is not.
+        """
+        if self._shutdownDone:
+            return succeed(None)
+        if self._shutdownWaiters is not None:
+            waiter: Deferred[None] = Deferred()
+            self._shutdownWaiters.append(waiter)
+            return waiter
+        self._shutdownWaiters = []
+        first: Deferred[None] = Deferred()
+        self._shutdownWaiters.append(first)
+        for connection in list(self.connections):
+            connection.shutdown()
+        if not self._ownsContext:
+            self._finishShutdown()
+        elif not getattr(self.reactor, "running", False):
+            # Nothing to block: terminate here (a script after reactor.run() returned).
+            self.context.term()
+            self._finishShutdown()
+        else:
+            self._termInThread()
+        return first
+
+    def _termInThread(self) -> None:
+        # context.term() blocks until every socket's linger expires; keep that off the
+        # reactor thread and come back to it when done.
+        reactor = self.reactor
+
+        def term() -> None:
+            try:
+                self.context.term()
+            finally:
+                reactor.callFromThread(done)
+
+        def done() -> None:
+            thread.join()
+            self._finishShutdown()
+
+        thread = threading.Thread(target=term, name="txzmq2-context-term")
+        thread.start()
+
+    def _finishShutdown(self) -> None:
+        self._shutdownDone = True
+        waiters, self._shutdownWaiters = self._shutdownWaiters or [], None
+        if self._shutdownTrigger is not None:
+            self.reactor.removeSystemEventTrigger(self._shutdownTrigger)
+            self._shutdownTrigger = None
+        for waiter in waiters:
+            waiter.callback(None)

@@ -1,0 +1,264 @@
+"""
+Request-reply: ZmqREQConnection (a DEALER that keeps many requests outstanding) and
+ZmqREPConnection (a ROUTER that answers each request by its envelope).
+
+A request travels as ``[requestId, b"", *parts]``. A REP peer (or our REP, or any broker in
+between) returns everything up to and including the empty delimiter untouched, so the reply
+``[requestId, b"", *reply]`` finds its request by id, in any order.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any
+
+import zmq
+from twisted.internet.defer import CancelledError, Deferred, fail, maybeDeferred
+from twisted.python.failure import Failure
+
+from txzmq2.connection import Frame, Message, ZmqConnection
+from txzmq2.errors import ZmqConnectionClosed, ZmqRequestTimeoutError, ZmqUnknownRequestError
+
+if TYPE_CHECKING:
+    from twisted.internet.base import DelayedCall
+
+__all__ = ["ZmqREPConnection", "ZmqREQConnection"]
+
+
+class _Request:
+    """
+    One outstanding request. Its life has one owner, ``ZmqREQConnection._pending``: it is
+    pending while in that map and ends (answered, timed out, cancelled or closed) when
+    ``_finish`` takes it out, which also stops its timer.
+    """
+
+    __slots__ = ("deferred", "frames", "retriesLeft", "timeout", "timer")
+
+    def __init__(
+        self, deferred: Deferred[Message], frames: list[Frame], timeout: float | None, retries: int
+    ) -> None:
+        self.deferred = deferred
+        self.frames = frames
+        self.timeout = timeout
+        self.retriesLeft = retries
+        self.timer: DelayedCall | None = None
+
+
+class ZmqREQConnection(ZmqConnection):
+    """
+    The client side of request-reply. A DEALER underneath, so any number of requests may be
+    outstanding; each reply is matched to its request by id.
+
+    Talks to REP and ROUTER peers directly, or through ROUTER/DEALER brokers.
+    """
+
+    socketType = zmq.DEALER
+    defaultRequestTimeout: float | None = None
+    """Seconds a request waits for its reply when ``sendMsg`` is given no ``timeout``
+    (``None``: forever)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._pending: dict[bytes, _Request] = {}
+        self._nextRequestId = 0
+        super().__init__(*args, **kwargs)
+
+    @property
+    def pendingRequests(self) -> int:
+        """How many requests await their reply."""
+        return len(self._pending)
+
+    def sendMsg(
+        self, *parts: Frame, timeout: float | None = None, retries: int = 0
+    ) -> Deferred[Message]:
+        """
+        Send a request made of ``parts`` and return a Deferred of its reply.
+
+        :param timeout: seconds to wait for each try (``None``: ``defaultRequestTimeout``).
+        :param retries: times to send the request again after a timeout before giving up
+            (the Lazy Pirate pattern: a retry may reach another server).
+        :return: a Deferred that fires exactly once: with the reply frames
+            (``list[bytes]``), or fails with :class:`~txzmq2.errors.ZmqRequestTimeoutError`
+            after the last try, ``CancelledError`` when cancelled, or
+            :class:`~txzmq2.errors.ZmqConnectionClosed` when the connection shuts down
+            first (or already has).
+        """
+        if self._closed:
+            return fail(ZmqConnectionClosed(f"{self!r} is shut down; cannot send a request"))
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, not {retries}")
+        self._nextRequestId += 1
+        requestId = self._nextRequestId.to_bytes(8, "big")
+        frames: list[Frame] = [requestId, b"", *parts]
+        deferred: Deferred[Message] = Deferred(lambda _: self._finish(requestId))
+        if timeout is None:
+            timeout = self.defaultRequestTimeout
+        request = _Request(deferred, frames, timeout, retries)
+        try:
+            self.send(frames)
+        except Exception:
+            return fail()
+        self._pending[requestId] = request
+        self._startTimer(requestId, request)
+        return deferred
+
+    def _startTimer(self, requestId: bytes, request: _Request) -> None:
+        if request.timeout is not None:
+            request.timer = self._reactor.callLater(request.timeout, self._timedOut, requestId)
+
+    def _finish(self, requestId: bytes) -> _Request | None:
+        """End a request's life: take it out of the pending map and stop its timer."""
+        request = self._pending.pop(requestId, None)
+        if request is not None and request.timer is not None:
+            if request.timer.active():
+                request.timer.cancel()
+            request.timer = None
+        return request
+
+    def _timedOut(self, requestId: bytes) -> None:
+        request = self._pending.get(requestId)
+        if request is None:
+            return
+        request.timer = None
+        if request.retriesLeft > 0 and not self._closed:
+            request.retriesLeft -= 1
+            # Same id: a late reply to an earlier try answers the request just as well.
+            self.send(request.frames)
+            self._startTimer(requestId, request)
+            return
+        self._finish(requestId)
+        request.deferred.errback(
+            ZmqRequestTimeoutError(f"no reply within {request.timeout} s")
+        )
+
+    def messageReceived(self, message: Message) -> None:
+        if len(message) < 2 or message[1] != b"":
+            self._log.debug("{connection}: dropped a reply without envelope", connection=self)
+            return
+        request = self._finish(message[0])
+        if request is None:
+            self._log.debug(
+                "{connection}: dropped a reply to an unknown, timed-out or cancelled request",
+                connection=self,
+            )
+            return
+        request.deferred.callback(message[2:])
+
+    def _connectionClosed(self) -> None:
+        for requestId in list(self._pending):
+            request = self._finish(requestId)
+            if request is not None:
+                request.deferred.errback(
+                    ZmqConnectionClosed("connection shut down before the reply came")
+                )
+
+
+class ZmqREPConnection(ZmqConnection):
+    """
+    The server side of request-reply. A ROUTER underneath: requests arrive with their whole
+    envelope, which :meth:`reply` sends back, so it answers REQ peers, DEALER peers that
+    send ``[b"", *parts]``, and requests that crossed any number of brokers.
+
+    Answer either by overriding :meth:`gotMessage` and calling :meth:`reply`, or by
+    overriding :meth:`handleRequest` and returning the reply.
+    """
+
+    socketType = zmq.ROUTER
+    maxPendingRequests: int = 10_000
+    """Most requests remembered while unanswered. Beyond it the oldest is forgotten (and
+    logged); its client times out. Bounds memory when a handler never answers."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._envelopes: dict[bytes, list[bytes]] = {}
+        self._nextMessageId = 0
+        super().__init__(*args, **kwargs)
+
+    @property
+    def pendingRequests(self) -> int:
+        """How many requests are waiting for :meth:`reply`."""
+        return len(self._envelopes)
+
+    def messageReceived(self, message: Message) -> None:
+        try:
+            delimiter = message.index(b"", 1)
+        except ValueError:
+            self._log.warn(
+                "{connection}: dropped a request without an empty delimiter frame",
+                connection=self,
+            )
+            return
+        self._nextMessageId += 1
+        messageId = self._nextMessageId.to_bytes(8, "big")
+        envelopes = self._envelopes
+        envelopes[messageId] = message[: delimiter + 1]
+        if len(envelopes) > self.maxPendingRequests:
+            del envelopes[next(iter(envelopes))]
+            self._log.warn(
+                "{connection}: more than {bound} unanswered requests; forgot the oldest",
+                connection=self,
+                bound=self.maxPendingRequests,
+            )
+        self.gotMessage(messageId, *message[delimiter + 1 :])
+
+    def gotMessage(self, messageId: bytes, *messageParts: bytes) -> None:
+        """
+        Called with an opaque ``messageId`` and the request's frames; answer with
+        :meth:`reply`. The default passes the frames to :meth:`handleRequest` and replies
+        with what it returns.
+        """
+        result: Deferred[Any] = maybeDeferred(self.handleRequest, *messageParts)
+        result.addCallback(self._awaitCoroutine)
+        result.addCallbacks(self._replyWith, self._handlerFailed, (messageId,), None, (messageId,))
+
+    def handleRequest(self, *messageParts: bytes) -> Any:
+        """
+        Compute the reply to a request. Return the reply frames (``bytes`` or a sequence of
+        ``bytes``), a Deferred of them, or make this a coroutine. A failure is logged and the
+        request forgotten (its client times out).
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} must override handleRequest or gotMessage"
+        )
+
+    @staticmethod
+    def _awaitCoroutine(result: Any) -> Any:
+        if inspect.iscoroutine(result):
+            return Deferred.fromCoroutine(result)
+        return result
+
+    def _replyWith(self, result: Any, messageId: bytes) -> None:
+        if self._closed:
+            return
+        parts = [result] if isinstance(result, (bytes, bytearray, memoryview)) else list(result)
+        try:
+            self.reply(messageId, *parts)
+        except ZmqUnknownRequestError:
+            self._log.warn("{connection}: reply to a forgotten request dropped", connection=self)
+
+    def _handlerFailed(self, failure: Failure, messageId: bytes) -> None:
+        self._envelopes.pop(messageId, None)
+        if not failure.check(CancelledError):
+            self._log.failure(
+                "{connection}: request handler failed; request dropped",
+                failure,
+                connection=self,
+            )
+
+    def reply(self, messageId: bytes, *messageParts: Frame) -> None:
+        """
+        Send the reply to the request ``messageId``.
+
+        :raises ZmqUnknownRequestError: when ``messageId`` is not an outstanding request
+            (already answered, forgotten, or never received).
+        :raises ZmqConnectionClosed: after shutdown.
+        """
+        self._checkOpen()
+        try:
+            envelope = self._envelopes.pop(messageId)
+        except KeyError:
+            raise ZmqUnknownRequestError(
+                f"{messageId!r} is not an outstanding request (answered already?)"
+            ) from None
+        self.send([*envelope, *messageParts])
+
+    def _connectionClosed(self) -> None:
+        self._envelopes.clear()
