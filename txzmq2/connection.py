@@ -12,18 +12,14 @@ coalesced: at most one is ever scheduled.
 
 from __future__ import annotations
 
+import errno
 from collections import deque
 from collections.abc import Iterable, Sequence
 from time import monotonic
-from typing import TYPE_CHECKING, Any, ClassVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, cast
 
 import zmq
-from twisted.internet.interfaces import (
-    IConsumer,
-    IProducer,
-    IPushProducer,
-    IReadDescriptor,
-)
+from twisted.internet.interfaces import IConsumer, IPushProducer, IReadDescriptor
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -38,11 +34,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Frame", "Message", "MessageLike", "ZmqConnection"]
 
-Frame = Union[bytes, bytearray, memoryview]
+Frame: TypeAlias = "bytes | bytearray | memoryview"
 """One frame as accepted by ``send``; frames received are always ``bytes``."""
-Message = list[bytes]
+Message: TypeAlias = "list[bytes]"
 """A whole multipart message as received: its frames, in order."""
-MessageLike = Union[Frame, Sequence[Frame]]
+MessageLike: TypeAlias = "Frame | Sequence[Frame]"
 """What ``send`` accepts: one frame, or a sequence of frames."""
 
 _NOBLOCK = zmq.NOBLOCK
@@ -70,9 +66,13 @@ _SOCKET_OPTIONS: tuple[tuple[str, int], ...] = (
 )
 
 
-def _toFrames(message: MessageLike) -> list[Frame]:
+def _toFrames(message: MessageLike) -> list[bytes]:
     """
-    Normalise what a user passed to ``send`` into a fresh list of frames.
+    Normalise what a user passed to ``send`` into a fresh list of ``bytes`` frames.
+
+    Mutable buffers (``bytearray``, ``memoryview``) are copied here: the frame may wait in
+    the outbound queue, or go to libzmq without a copy, after ``send`` has returned and the
+    caller has reused its buffer.
 
     :raises TypeError: for ``str`` (ZeroMQ carries bytes; encode first) or non-bytes frames.
     :raises ValueError: for an empty sequence (a message has at least one frame).
@@ -80,16 +80,18 @@ def _toFrames(message: MessageLike) -> list[Frame]:
     if type(message) is bytes:
         return [message]
     if isinstance(message, (bytes, bytearray, memoryview)):
-        return [message]
-    if isinstance(message, str):
+        return [bytes(message)]
+    if isinstance(cast(object, message), str):
         raise TypeError("ZeroMQ frames are bytes, not str: encode the message first")
     frames = list(message)
     if not frames:
         raise ValueError("a message needs at least one frame")
-    for frame in frames:
-        if type(frame) is not bytes and not isinstance(frame, (bytes, bytearray, memoryview)):
-            raise TypeError(f"ZeroMQ frames are bytes, not {type(frame).__name__}")
-    return frames
+    for index, frame in enumerate(frames):
+        if type(frame) is not bytes:
+            if not isinstance(frame, (bytes, bytearray, memoryview)):
+                raise TypeError(f"ZeroMQ frames are bytes, not {type(frame).__name__}")
+            frames[index] = bytes(frame)
+    return frames  # type: ignore[return-value]
 
 
 @implementer(IReadDescriptor, IConsumer, IPushProducer)
@@ -160,8 +162,9 @@ class ZmqConnection:
         self._inPass = False
         self._passCall: DelayedCall | None = None
         self._readPaused = False
-        self._outbound: deque[list[Frame]] = deque()
-        self._producer: IProducer | None = None
+        self._outbound: deque[list[bytes]] = deque()
+        # An IPushProducer or IPullProducer (zope interfaces are opaque to mypy).
+        self._producer: Any = None
         self._producerStreaming = False
         self._producerPaused = False
         self._pullCall: DelayedCall | None = None
@@ -232,8 +235,7 @@ class ZmqConnection:
         it carries the port the OS chose.
         """
         self._checkOpen()
-        value: bytes = self.socket.get(zmq.LAST_ENDPOINT)
-        return value.decode()
+        return self.socket.get_string(zmq.LAST_ENDPOINT)
 
     def setSocketOption(self, option: int, value: int | bytes) -> None:
         """
@@ -279,7 +281,7 @@ class ZmqConnection:
                 if not self._inPass and self._passCall is None:
                     self._passCall = self._reactor.callLater(0, self._scheduledPass)
 
-    def _sendFrames(self, frames: list[Frame]) -> None:
+    def _sendFrames(self, frames: list[bytes]) -> None:
         # A multipart message is accepted or refused as a whole at its first frame, so
         # zmq.Again can only come from the first send() below.
         send = self.socket.send
@@ -298,7 +300,7 @@ class ZmqConnection:
                 ) from None
             raise
 
-    def _enqueue(self, frames: list[Frame]) -> None:
+    def _enqueue(self, frames: list[bytes]) -> None:
         self._outbound.append(frames)
         if (
             self._producer is not None
@@ -307,7 +309,7 @@ class ZmqConnection:
             and len(self._outbound) > self.sendQueueHighWater
         ):
             self._producerPaused = True
-            self._producer.pauseProducing()  # type: ignore[attr-defined]
+            self._producer.pauseProducing()
 
     def _flush(self) -> None:
         queue = self._outbound
@@ -317,8 +319,9 @@ class ZmqConnection:
             except zmq.Again:
                 break
             except ZmqUnroutableError:
-                self._log.warn("{connection}: dropped a queued message to a vanished peer",
-                               connection=self)
+                self._log.warn(
+                    "{connection}: dropped a queued message to a vanished peer", connection=self
+                )
             queue.popleft()
         if self._producer is not None and len(queue) <= self.sendQueueLowWater:
             self._wantMoreFromProducer()
@@ -330,7 +333,7 @@ class ZmqConnection:
 
     # -- IConsumer ---------------------------------------------------------------------------
 
-    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
         """
         Let ``producer`` write to this connection, paced by its outbound queue.
 
@@ -350,7 +353,7 @@ class ZmqConnection:
         self._producerPaused = False
         if streaming and len(self._outbound) > self.sendQueueHighWater:
             self._producerPaused = True
-            producer.pauseProducing()  # type: ignore[attr-defined]
+            producer.pauseProducing()
         elif not streaming:
             self._wantMoreFromProducer()
 
@@ -376,7 +379,7 @@ class ZmqConnection:
         if self._producerStreaming:
             if self._producerPaused:
                 self._producerPaused = False
-                producer.resumeProducing()  # type: ignore[attr-defined]
+                producer.resumeProducing()
         elif self._pullCall is None:
             # Ask on the next turn, not from inside the producer's own write().
             self._pullCall = self._reactor.callLater(0, self._askPullProducer)
@@ -384,7 +387,7 @@ class ZmqConnection:
     def _askPullProducer(self) -> None:
         self._pullCall = None
         if self._producer is not None and not self._closed:
-            self._producer.resumeProducing()  # type: ignore[attr-defined]
+            self._producer.resumeProducing()
 
     # -- IPushProducer (of what this connection reads) ---------------------------------------
 
@@ -402,6 +405,11 @@ class ZmqConnection:
         self.shutdown()
 
     # -- the reactor side --------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`shutdown` has run."""
+        return self._closed
 
     def fileno(self) -> int:
         """The ZeroMQ FD the reactor watches (-1 once shut down)."""
@@ -443,16 +451,16 @@ class ZmqConnection:
                 self._flush()
             if self.receives and not self._readPaused:
                 self._readBatch()
-            if self._closed:
+            if self.closed:  # a callback shut us down
                 return
             # Reading EVENTS consumes the edge too, so act on what it says right here.
-            events = self.socket.get(_EVENTS)
+            events = cast(int, self.socket.get(_EVENTS))
         except zmq.ContextTerminated:
             self._log.warn("{connection}: context terminated under it", connection=self)
             self.shutdown()
             return
         except zmq.ZMQError as error:
-            if error.errno == zmq.EINTR:
+            if error.errno == errno.EINTR:
                 self._schedulePass()
                 return
             self._log.failure("{connection}: socket failed; shutting down", connection=self)
@@ -487,7 +495,7 @@ class ZmqConnection:
                 self._log.failure(
                     "{connection}: unhandled error while delivering a message", connection=self
                 )
-            if self._closed or self._readPaused:
+            if self.closed or self._readPaused:
                 return
             if not count & 31 and monotonic() > deadline:
                 return

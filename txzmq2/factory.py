@@ -12,8 +12,6 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IReactorCore
-
     from txzmq2.connection import ZmqConnection
 
 __all__ = ["ZmqFactory"]
@@ -77,8 +75,7 @@ class ZmqFactory:
         for the context to finish terminating.
         """
         if self._shutdownTrigger is None:
-            core: IReactorCore = self.reactor
-            self._shutdownTrigger = core.addSystemEventTrigger(
+            self._shutdownTrigger = self.reactor.addSystemEventTrigger(
                 "before", "shutdown", self._shutdownFromTrigger
             )
 

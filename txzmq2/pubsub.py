@@ -51,8 +51,7 @@ class _Subscriber(ZmqConnection):
             self.gotMessage(message[0], b"")
         else:
             self._log.warn(
-                "{connection}: dropped a {count}-frame message; publications are"
-                " [tag, message]",
+                "{connection}: dropped a {count}-frame message; publications are [tag, message]",
                 connection=self,
                 count=len(message),
             )

@@ -16,7 +16,7 @@ import zmq
 from twisted.internet.defer import CancelledError, Deferred, fail, maybeDeferred
 from twisted.python.failure import Failure
 
-from txzmq2.connection import Frame, Message, ZmqConnection
+from txzmq2.connection import Frame, Message, ZmqConnection, _toFrames
 from txzmq2.errors import ZmqConnectionClosed, ZmqRequestTimeoutError, ZmqUnknownRequestError
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ class _Request:
     __slots__ = ("deferred", "frames", "retriesLeft", "timeout", "timer")
 
     def __init__(
-        self, deferred: Deferred[Message], frames: list[Frame], timeout: float | None, retries: int
+        self, deferred: Deferred[Message], frames: list[bytes], timeout: float | None, retries: int
     ) -> None:
         self.deferred = deferred
         self.frames = frames
@@ -88,15 +88,20 @@ class ZmqREQConnection(ZmqConnection):
             raise ValueError(f"retries must be >= 0, not {retries}")
         self._nextRequestId += 1
         requestId = self._nextRequestId.to_bytes(8, "big")
-        frames: list[Frame] = [requestId, b"", *parts]
-        deferred: Deferred[Message] = Deferred(lambda _: self._finish(requestId))
+
+        def cancel(_: Deferred[Message]) -> None:
+            self._finish(requestId)
+
+        deferred: Deferred[Message] = Deferred(cancel)
         if timeout is None:
             timeout = self.defaultRequestTimeout
-        request = _Request(deferred, frames, timeout, retries)
         try:
+            # Normalised once: a retry resends these same frames.
+            frames = _toFrames([requestId, b"", *parts])
             self.send(frames)
         except Exception:
             return fail()
+        request = _Request(deferred, frames, timeout, retries)
         self._pending[requestId] = request
         self._startTimer(requestId, request)
         return deferred
@@ -126,9 +131,7 @@ class ZmqREQConnection(ZmqConnection):
             self._startTimer(requestId, request)
             return
         self._finish(requestId)
-        request.deferred.errback(
-            ZmqRequestTimeoutError(f"no reply within {request.timeout} s")
-        )
+        request.deferred.errback(ZmqRequestTimeoutError(f"no reply within {request.timeout} s"))
 
     def messageReceived(self, message: Message) -> None:
         if len(message) < 2 or message[1] != b"":
@@ -207,7 +210,8 @@ class ZmqREPConnection(ZmqConnection):
         """
         result: Deferred[Any] = maybeDeferred(self.handleRequest, *messageParts)
         result.addCallback(self._awaitCoroutine)
-        result.addCallbacks(self._replyWith, self._handlerFailed, (messageId,), None, (messageId,))
+        result.addCallback(self._replyWith, messageId)
+        result.addErrback(self._handlerFailed, messageId)
 
     def handleRequest(self, *messageParts: bytes) -> Any:
         """
@@ -236,7 +240,7 @@ class ZmqREPConnection(ZmqConnection):
 
     def _handlerFailed(self, failure: Failure, messageId: bytes) -> None:
         self._envelopes.pop(messageId, None)
-        if not failure.check(CancelledError):
+        if not isinstance(failure.value, CancelledError):
             self._log.failure(
                 "{connection}: request handler failed; request dropped",
                 failure,

@@ -1,0 +1,69 @@
+"""
+Suite-wide set-up: reactor choice, leak checks, and the reference-peer helpers.
+
+The reactor is pytest-twisted's ``--reactor`` (``default``, which is epoll on Linux, or
+``asyncio``); ``--reactor-impl=poll|select`` swaps the default reactor for Twisted's poll or
+select reactor, so the core tests can run on each.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+_REACTORS = {
+    "poll": ("twisted.internet.pollreactor", "PollReactor"),
+    "select": ("twisted.internet.selectreactor", "SelectReactor"),
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--reactor-impl",
+        choices=sorted(_REACTORS),
+        default=None,
+        help="run on Twisted's poll or select reactor instead of the default one",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    choice = config.getoption("--reactor-impl")
+    if choice is None:
+        return
+    import importlib
+
+    import pytest_twisted
+
+    moduleName, className = _REACTORS[choice]
+
+    def install() -> None:
+        module = importlib.import_module(moduleName)
+        pytest_twisted._install_reactor(
+            reactor_installer=module.install, reactor_type=getattr(module, className)
+        )
+
+    pytest_twisted.reactor_installers["default"] = install
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    from twisted.internet import reactor
+
+    return f"twisted reactor: {type(reactor).__module__}.{type(reactor).__name__}"
+
+
+@pytest.fixture(autouse=True)
+def _noLeaks() -> Iterator[None]:
+    """Every test leaves no delayed call and no thread behind."""
+    from twisted.internet import reactor
+
+    threadsBefore = set(threading.enumerate())
+    yield
+    leftovers = [call for call in reactor.getDelayedCalls() if call.active()]
+    for call in leftovers:
+        call.cancel()
+    threads = [t for t in threading.enumerate() if t not in threadsBefore and t.is_alive()]
+    assert not leftovers, f"test left delayed calls: {leftovers}"
+    assert not threads, f"test left threads running: {threads}"

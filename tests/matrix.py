@@ -1,0 +1,42 @@
+"""
+Run the whole test suite on every reactor txzmq2 supports.
+
+- the default reactor (epoll on Linux) and the asyncio reactor: every test;
+- Twisted's poll and select reactors: the core tests (``tests/core``).
+
+Extra arguments are passed to every pytest run (for example ``-x`` or ``-k name``).
+Exits non-zero if any run fails.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+RUNS = [
+    ("default reactor (epoll)", ["tests"]),
+    ("asyncio reactor", ["tests", "--reactor=asyncio"]),
+    ("poll reactor, core tests", ["tests/core", "--reactor-impl=poll"]),
+    ("select reactor, core tests", ["tests/core", "--reactor-impl=select"]),
+]
+
+
+def main(extra: list[str]) -> int:
+    failed = []
+    for title, arguments in RUNS:
+        print(f"\n===== {title} =====", flush=True)
+        started = time.monotonic()
+        code = subprocess.call([sys.executable, "-m", "pytest", "-q", *arguments, *extra])
+        print(f"===== {title}: exit {code} in {time.monotonic() - started:.0f} s", flush=True)
+        if code != 0:
+            failed.append(title)
+    if failed:
+        print(f"\nFAILED on: {', '.join(failed)}")
+        return 1
+    print("\nAll reactors passed.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

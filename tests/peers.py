@@ -1,0 +1,58 @@
+"""
+Reference peers: plain blocking pyzmq sockets run in a thread, reporting to the reactor.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+
+T = TypeVar("T")
+
+PEER_TIMEOUT_MS = 10_000
+"""Receive/send timeout of reference sockets: a broken test ends instead of hanging."""
+
+
+def inThread(function: Callable[..., T], *args: Any) -> Deferred[T]:
+    """
+    Run ``function(*args)`` in a new thread; the Deferred fires on the reactor thread with
+    its result (or its exception) after the thread has ended.
+    """
+    from twisted.internet import reactor
+
+    done: Deferred[T] = Deferred()
+
+    def finish(result: Any) -> None:
+        thread.join()
+        if isinstance(result, Failure):
+            done.errback(result)
+        else:
+            done.callback(result)
+
+    def run() -> None:
+        try:
+            result: Any = function(*args)
+        except BaseException:
+            result = Failure()
+        reactor.callFromThread(finish, result)
+
+    thread = threading.Thread(target=run, name=f"peer-{function.__name__}", daemon=True)
+    thread.start()
+    return done
+
+
+def blockingSocket(context: Any, socketType: int, **options: Any) -> Any:
+    """A pyzmq socket with bounded timeouts and no linger, for use inside a peer thread."""
+    import zmq
+
+    socket = context.socket(socketType)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.setsockopt(zmq.RCVTIMEO, PEER_TIMEOUT_MS)
+    socket.setsockopt(zmq.SNDTIMEO, PEER_TIMEOUT_MS)
+    for name, value in options.items():
+        socket.setsockopt(getattr(zmq, name.upper()), value)
+    return socket
