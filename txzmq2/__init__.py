@@ -18,6 +18,7 @@ from txzmq2.errors import (
 )
 from txzmq2.factory import ZmqFactory
 from txzmq2.pair import ZmqPairConnection
+from txzmq2.proxy import ZmqLoadBalancingBroker, ZmqProxy
 from txzmq2.pubsub import (
     ZmqPubConnection,
     ZmqSubConnection,
@@ -39,7 +40,9 @@ __all__ = [
     "ZmqEndpointType",
     "ZmqError",
     "ZmqFactory",
+    "ZmqLoadBalancingBroker",
     "ZmqPairConnection",
+    "ZmqProxy",
     "ZmqPubConnection",
     "ZmqPullConnection",
     "ZmqPushConnection",
