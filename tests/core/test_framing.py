@@ -140,7 +140,8 @@ async def test_req_survives_replies_of_every_shape(zmq_factory, zmq_address, fai
     try:
         reply = req.sendMsg(b"question", timeout=5)
         identity, requestId, empty, question = peer.recv_multipart()
-        for shape in SHAPES + [[requestId], [requestId, b"x"]]:
+        assert (empty, question) == (b"", b"question")
+        for shape in [*SHAPES, [requestId], [requestId, b"x"]]:
             peer.send_multipart([identity, *shape])
         peer.send_multipart([identity, requestId, b"", b"sentinel"])
         record.record(*(await reply))
