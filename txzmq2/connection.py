@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import errno
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from time import monotonic
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, cast
 
@@ -29,8 +29,10 @@ from txzmq2.errors import ZmqConnectionClosed, ZmqUnroutableError
 
 if TYPE_CHECKING:
     from twisted.internet.base import DelayedCall
+    from twisted.internet.defer import Deferred
 
     from txzmq2.factory import ZmqFactory
+    from txzmq2.monitor import ZmqMonitorEvent, ZmqSocketMonitor, _EventStream
 
 __all__ = ["Frame", "Message", "MessageLike", "ZmqConnection"]
 
@@ -118,6 +120,9 @@ class ZmqConnection:
     """The ZeroMQ socket type, such as ``zmq.DEALER``; set by each subclass."""
     receives: ClassVar[bool] = True
     """False for send-only types (PUB, PUSH), whose sockets refuse ``recv``."""
+    monitored: ClassVar[bool] = True
+    """Watch the socket's events from creation, for :meth:`whenConnected` and
+    :meth:`monitor` (costs one inproc socket per connection)."""
 
     highWaterMark: int | None = None
     """Both high-water marks at once (messages); ``sendHighWaterMark`` and
@@ -178,8 +183,19 @@ class ZmqConnection:
         self._reactor.addReader(self)
         # Messages may already be waiting (an inproc peer): look once, whatever the FD says.
         self._schedulePass()
+        self._events: _EventStream | None = None
+        if self.monitored:
+            from txzmq2.monitor import _EventStream
+
+            # Before any bind or connect: a handshake can complete before the next statement.
+            self._events = _EventStream(self)
         if endpoint is not None:
-            self.addEndpoints([endpoint])
+            try:
+                self.addEndpoints([endpoint])
+            except BaseException:
+                # The caller gets no reference to a connection whose constructor raised.
+                self.shutdown()
+                raise
 
     def _applyOptions(self) -> None:
         socket = self.socket
@@ -248,6 +264,38 @@ class ZmqConnection:
             self.socket.set(option, value)
         finally:
             self._schedulePass()
+
+    # -- socket events -----------------------------------------------------------------------
+
+    def whenConnected(self, timeout: float | None = None) -> Deferred[ZmqMonitorEvent]:
+        """
+        Wait until a peer has completed the ZeroMQ handshake with this connection (at once
+        if one is connected already). inproc peers produce no events: use tcp or ipc.
+
+        :return: a Deferred firing with the ``EVENT_HANDSHAKE_SUCCEEDED``
+            :class:`~txzmq2.monitor.ZmqMonitorEvent`; failing with
+            :class:`~txzmq2.errors.ZmqTimeoutError` after ``timeout`` seconds, or
+            :class:`~txzmq2.errors.ZmqConnectionClosed` if the connection shuts down first.
+        """
+        return self._eventStream().whenConnected(timeout)
+
+    def monitor(
+        self,
+        events: int = zmq.EVENT_ALL,
+        callback: Callable[[ZmqMonitorEvent], object] | None = None,
+    ) -> ZmqSocketMonitor:
+        """
+        Watch this socket's events (a mask of ``zmq.EVENT_*``): each one goes to
+        ``callback`` and to the monitor's ``waitFor`` Deferreds. Stop it with ``stop()``;
+        it stops by itself with the connection.
+        """
+        return self._eventStream().view(events, callback)
+
+    def _eventStream(self) -> _EventStream:
+        self._checkOpen()
+        if self._events is None:
+            raise RuntimeError(f"{type(self).__name__}.monitored is False: no socket events")
+        return self._events
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -538,6 +586,11 @@ class ZmqConnection:
                 count=len(self._outbound),
             )
             self._outbound.clear()
+        if self._events is not None:
+            # Stop libzmq's monitor before closing its reader: libzmq announces the stop
+            # with a blocking send, which never returns once the reader is gone.
+            self.socket.disable_monitor()
+            self._events.close()
         self.socket.close(linger=self.factory.lingerPeriod)
         producer, self._producer = self._producer, None
         if producer is not None:

@@ -8,6 +8,7 @@ __all__ = [
     "ZmqConnectionClosed",
     "ZmqError",
     "ZmqRequestTimeoutError",
+    "ZmqTimeoutError",
     "ZmqUnknownRequestError",
     "ZmqUnroutableError",
 ]
@@ -28,7 +29,13 @@ class ZmqConnectionClosed(ZmqError):
     """
 
 
-class ZmqRequestTimeoutError(ZmqError):
+class ZmqTimeoutError(ZmqError):
+    """
+    Something awaited did not happen in time (a socket event, a connection).
+    """
+
+
+class ZmqRequestTimeoutError(ZmqTimeoutError):
     """
     A request got no reply within its timeout (after its last retry, when retries were
     asked for).

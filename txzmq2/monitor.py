@@ -1,0 +1,216 @@
+"""
+Socket events (connected, accepted, disconnected, handshake failures...) as callbacks and
+Deferreds, read on the reactor.
+
+libzmq reports a socket's events on an inproc PAIR socket (``zmq_socket_monitor``), and only
+one such monitor can exist per socket. So each connection has at most one event stream
+(:class:`_EventStream`), started before its first bind or connect so that no early event is
+missed, and any number of :class:`ZmqSocketMonitor` views on it.
+
+inproc connections produce no events; ``whenConnected`` applies to tcp, ipc and the other
+network transports.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import zmq
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from zmq.utils.monitor import parse_monitor_message
+
+from txzmq2.connection import Message, ZmqConnection
+from txzmq2.endpoint import ZmqEndpoint, ZmqEndpointType
+from txzmq2.errors import ZmqConnectionClosed, ZmqTimeoutError
+
+if TYPE_CHECKING:
+    from twisted.internet.base import DelayedCall
+
+__all__ = ["HANDSHAKE_FAILURES", "ZmqMonitorEvent", "ZmqSocketMonitor"]
+
+_log = Logger()
+_addresses = itertools.count(1)
+
+HANDSHAKE_FAILURES = (
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
+"""Mask of every handshake failure event (a refused CURVE key, a wrong PLAIN password...)."""
+
+
+class ZmqMonitorEvent(NamedTuple):
+    """
+    One socket event.
+
+    :param event: the event, a ``zmq.Event`` such as ``zmq.EVENT_HANDSHAKE_SUCCEEDED``.
+    :param value: the event's value (a file descriptor, an errno, a ZAP status code...).
+    :param endpoint: the endpoint it concerns.
+    """
+
+    event: int
+    value: int
+    endpoint: str
+
+
+class ZmqSocketMonitor:
+    """
+    A view on one connection's socket events: each event in ``events`` goes to
+    ``callback`` (if any) and to the Deferreds of :meth:`waitFor`.
+
+    Get one from :meth:`ZmqConnection.monitor`. It stops with its connection.
+    """
+
+    def __init__(
+        self,
+        stream: _EventStream,
+        events: int,
+        callback: Callable[[ZmqMonitorEvent], object] | None,
+    ) -> None:
+        self._stream = stream
+        self.events = events
+        self.callback = callback
+        self._waiters: list[tuple[int, Deferred[ZmqMonitorEvent], DelayedCall | None]] = []
+        self.stopped = False
+
+    def waitFor(self, event: int, timeout: float | None = None) -> Deferred[ZmqMonitorEvent]:
+        """
+        Wait for the next event matching the mask ``event``.
+
+        :return: a Deferred firing with the :class:`ZmqMonitorEvent`; failing with
+            :class:`~txzmq2.errors.ZmqTimeoutError` after ``timeout`` seconds, or with
+            :class:`~txzmq2.errors.ZmqConnectionClosed` if the monitor stops first.
+        """
+        if self.stopped:
+            return _failed(ZmqConnectionClosed("monitor stopped"))
+        waiter: Deferred[ZmqMonitorEvent] = Deferred(lambda d: self._forget(d))
+        timer = None
+        if timeout is not None:
+            timer = self._stream.reactor.callLater(timeout, self._timedOut, waiter, event)
+        self._waiters.append((event, waiter, timer))
+        return waiter
+
+    def stop(self) -> None:
+        """Stop delivering events; pending :meth:`waitFor` Deferreds fail. Idempotent."""
+        if self.stopped:
+            return
+        self.stopped = True
+        self._stream.views.discard(self)
+        waiters, self._waiters = self._waiters, []
+        for _, waiter, timer in waiters:
+            _cancel(timer)
+            waiter.errback(ZmqConnectionClosed("monitor stopped"))
+
+    def _deliver(self, event: ZmqMonitorEvent) -> None:
+        if not event.event & self.events:
+            return
+        if self.callback is not None:
+            try:
+                self.callback(event)
+            except Exception:
+                _log.failure("monitor callback failed on {event}", event=event)
+        matched = [w for w in self._waiters if w[0] & event.event]
+        if matched:
+            self._waiters = [w for w in self._waiters if not w[0] & event.event]
+            for _, waiter, timer in matched:
+                _cancel(timer)
+                waiter.callback(event)
+
+    def _forget(self, waiter: Deferred[ZmqMonitorEvent]) -> None:
+        for entry in self._waiters:
+            if entry[1] is waiter:
+                self._waiters.remove(entry)
+                _cancel(entry[2])
+                return
+
+    def _timedOut(self, waiter: Deferred[ZmqMonitorEvent], event: int) -> None:
+        self._waiters = [w for w in self._waiters if w[1] is not waiter]
+        waiter.errback(ZmqTimeoutError(f"no socket event {zmq.Event(event)!r} in time"))
+
+
+class _EventReader(ZmqConnection):
+    """The PAIR socket reading a monitored connection's events."""
+
+    socketType = zmq.PAIR
+    monitored = False  # no monitor of the monitor
+
+    def __init__(self, stream: _EventStream, address: str) -> None:
+        self._stream = stream
+        super().__init__(stream.connection.factory, ZmqEndpoint(ZmqEndpointType.connect, address))
+        # Owned by the monitored connection, which must close it only after stopping
+        # libzmq's monitor (see ZmqConnection.shutdown); the factory must not close it first.
+        self.factory.connections.discard(self)
+
+    def messageReceived(self, message: Message) -> None:
+        try:
+            parsed: Any = parse_monitor_message(message)
+            event = ZmqMonitorEvent(
+                int(parsed["event"]),
+                int(parsed["value"]),
+                parsed["endpoint"].decode("utf-8", "replace"),
+            )
+        except Exception:
+            _log.warn("{connection}: unreadable monitor message dropped", connection=self)
+            return
+        self._stream.dispatch(event)
+
+
+class _EventStream:
+    """
+    The one event stream of a connection: keeps the connected-peer count for
+    ``whenConnected`` and fans events out to :class:`ZmqSocketMonitor` views.
+    """
+
+    def __init__(self, connection: ZmqConnection) -> None:
+        self.connection = connection
+        self.reactor = connection.factory.reactor
+        self.views: set[ZmqSocketMonitor] = set()
+        self.peers = 0
+        self.lastHandshake: ZmqMonitorEvent | None = None
+        address = f"inproc://txzmq2-monitor-{next(_addresses)}-{id(self):x}"
+        connection.socket.monitor(address, zmq.EVENT_ALL)
+        self.reader = _EventReader(self, address)
+        self.connectedView = ZmqSocketMonitor(self, zmq.EVENT_HANDSHAKE_SUCCEEDED, None)
+        self.views.add(self.connectedView)
+
+    def dispatch(self, event: ZmqMonitorEvent) -> None:
+        if event.event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            self.peers += 1
+            self.lastHandshake = event
+        elif event.event == zmq.EVENT_DISCONNECTED and self.peers:
+            self.peers -= 1
+        for view in list(self.views):
+            view._deliver(event)
+
+    def whenConnected(self, timeout: float | None) -> Deferred[ZmqMonitorEvent]:
+        if self.peers and self.lastHandshake is not None:
+            done: Deferred[ZmqMonitorEvent] = Deferred()
+            done.callback(self.lastHandshake)
+            return done
+        return self.connectedView.waitFor(zmq.EVENT_HANDSHAKE_SUCCEEDED, timeout)
+
+    def view(
+        self, events: int, callback: Callable[[ZmqMonitorEvent], object] | None
+    ) -> ZmqSocketMonitor:
+        monitor = ZmqSocketMonitor(self, events, callback)
+        self.views.add(monitor)
+        return monitor
+
+    def close(self) -> None:
+        for view in list(self.views):
+            view.stop()
+        self.reader.shutdown()
+
+
+def _cancel(timer: DelayedCall | None) -> None:
+    if timer is not None and timer.active():
+        timer.cancel()
+
+
+def _failed(error: Exception) -> Deferred[ZmqMonitorEvent]:
+    done: Deferred[ZmqMonitorEvent] = Deferred()
+    done.errback(error)
+    return done
