@@ -51,6 +51,10 @@ _EVENTS = zmq.EVENTS
 # Below this size pyzmq copies a frame anyway; above it, zero-copy sends pay off.
 _ZERO_COPY_MIN = zmq.COPY_THRESHOLD
 
+# Backoff of flush retries while a ROUTER peer stays full (seconds).
+_RETRY_MIN = 0.001
+_RETRY_MAX = 0.05
+
 # Class attribute -> socket option, applied (when not None) before any bind or connect.
 _SOCKET_OPTIONS: tuple[tuple[str, int], ...] = (
     ("sendHighWaterMark", zmq.SNDHWM),
@@ -94,6 +98,66 @@ def _toFrames(message: MessageLike) -> list[bytes]:
                 raise TypeError(f"ZeroMQ frames are bytes, not {type(frame).__name__}")
             frames[index] = bytes(frame)
     return frames  # type: ignore[return-value]
+
+
+class _OutboundQueue:
+    """
+    Messages libzmq refused for now (EAGAIN), in order per destination.
+
+    Most sockets have one destination as far as EAGAIN goes. A ROUTER (with
+    ``ROUTER_MANDATORY``; without it libzmq drops instead) refuses per peer: a full peer
+    must not hold back messages to the others, so its queue is kept per identity (the
+    first frame). Order is kept per destination, which is all ZeroMQ promises anyway.
+    """
+
+    __slots__ = ("byDestination", "length", "routed")
+
+    def __init__(self, routed: bool) -> None:
+        self.routed = routed
+        self.byDestination: dict[bytes | None, deque[list[bytes]]] = {}
+        self.length = 0
+
+    def holds(self, frames: list[bytes]) -> bool:
+        """True when earlier messages to the same destination are still waiting."""
+        return (frames[0] if self.routed else None) in self.byDestination
+
+    def append(self, frames: list[bytes]) -> None:
+        key = frames[0] if self.routed else None
+        queue = self.byDestination.get(key)
+        if queue is None:
+            queue = self.byDestination[key] = deque()
+        queue.append(frames)
+        self.length += 1
+
+    def flush(self, send: Callable[[list[bytes]], None]) -> tuple[int, int]:
+        """
+        Hand queued messages to ``send`` until each destination refuses (``zmq.Again``).
+
+        :return: how many were sent, and how many were dropped because their peer is gone.
+        """
+        sent = dropped = 0
+        for key, queue in list(self.byDestination.items()):
+            while queue:
+                try:
+                    send(queue[0])
+                except zmq.Again:
+                    break
+                except ZmqUnroutableError:
+                    dropped += len(queue)
+                    queue.clear()
+                    break
+                queue.popleft()
+                sent += 1
+            if not queue:
+                del self.byDestination[key]
+        self.length -= sent + dropped
+        return sent, dropped
+
+    def clear(self) -> int:
+        """Forget everything; return how many messages that was."""
+        count, self.length = self.length, 0
+        self.byDestination.clear()
+        return count
 
 
 @implementer(IReadDescriptor, IConsumer, IPushProducer)
@@ -167,7 +231,10 @@ class ZmqConnection:
         self._inPass = False
         self._passCall: DelayedCall | None = None
         self._readPaused = False
-        self._outbound: deque[list[bytes]] = deque()
+        self._outbound = _OutboundQueue(routed=self.socketType == zmq.ROUTER)
+        # Armed while queued messages wait on a peer that POLLOUT does not speak for.
+        self._retryCall: DelayedCall | None = None
+        self._retryDelay = _RETRY_MIN
         # An IPushProducer or IPullProducer (zope interfaces are opaque to mypy).
         self._producer: Any = None
         self._producerStreaming = False
@@ -316,8 +383,8 @@ class ZmqConnection:
         if self._closed:
             raise ZmqConnectionClosed(f"{self!r} is shut down; cannot send")
         frames = _toFrames(message)
-        if self._outbound:
-            # Keep order: nothing overtakes what is already queued.
+        if self._outbound.length and self._outbound.holds(frames):
+            # Keep order: nothing overtakes what is already queued for its destination.
             self._enqueue(frames)
         else:
             try:
@@ -354,30 +421,28 @@ class ZmqConnection:
             self._producer is not None
             and self._producerStreaming
             and not self._producerPaused
-            and len(self._outbound) > self.sendQueueHighWater
+            and self._outbound.length > self.sendQueueHighWater
         ):
             self._producerPaused = True
             self._producer.pauseProducing()
 
-    def _flush(self) -> None:
-        queue = self._outbound
-        while queue:
-            try:
-                self._sendFrames(queue[0])
-            except zmq.Again:
-                break
-            except ZmqUnroutableError:
-                self._log.warn(
-                    "{connection}: dropped a queued message to a vanished peer", connection=self
-                )
-            queue.popleft()
-        if self._producer is not None and len(queue) <= self.sendQueueLowWater:
+    def _flush(self) -> int:
+        """Send what libzmq now accepts from the outbound queue; return how many left."""
+        sent, dropped = self._outbound.flush(self._sendFrames)
+        if dropped:
+            self._log.warn(
+                "{connection}: dropped {count} queued message(s) to a vanished peer",
+                connection=self,
+                count=dropped,
+            )
+        if self._producer is not None and self._outbound.length <= self.sendQueueLowWater:
             self._wantMoreFromProducer()
+        return sent + dropped
 
     @property
     def sendQueueLength(self) -> int:
         """Messages waiting in this connection's outbound queue (not yet handed to libzmq)."""
-        return len(self._outbound)
+        return self._outbound.length
 
     # -- IConsumer ---------------------------------------------------------------------------
 
@@ -399,7 +464,7 @@ class ZmqConnection:
         self._producer = producer
         self._producerStreaming = streaming
         self._producerPaused = False
-        if streaming and len(self._outbound) > self.sendQueueHighWater:
+        if streaming and self._outbound.length > self.sendQueueHighWater:
             self._producerPaused = True
             producer.pauseProducing()
         elif not streaming:
@@ -417,7 +482,7 @@ class ZmqConnection:
         """``IConsumer.write``: send ``data`` as a one-frame message."""
         self.send(data)
         if self._producer is not None and not self._producerStreaming:
-            if len(self._outbound) <= self.sendQueueLowWater:
+            if self._outbound.length <= self.sendQueueLowWater:
                 self._wantMoreFromProducer()
 
     def _wantMoreFromProducer(self) -> None:
@@ -494,9 +559,14 @@ class ZmqConnection:
             self._schedulePass()
             return
         self._inPass = True
+        stuck = False
         try:
-            if self._outbound:
-                self._flush()
+            if self._outbound.length:
+                sent = self._flush()
+                # For one destination, POLLOUT after a fruitless flush means the EVENTS read
+                # below processed its becoming writable: go again. For a ROUTER, POLLOUT
+                # may speak only for other peers.
+                stuck = sent == 0 and self._outbound.routed and self._outbound.length > 0
             if self.receives and not self._readPaused:
                 self._readBatch()
             if self.closed:  # a callback shut us down
@@ -516,10 +586,22 @@ class ZmqConnection:
             return
         finally:
             self._inPass = False
-        if (events & _POLLIN and self.receives and not self._readPaused) or (
-            events & _POLLOUT and self._outbound
-        ):
+        if events & _POLLIN and self.receives and not self._readPaused:
             self._schedulePass()
+        elif events & _POLLOUT and self._outbound.length:
+            if not stuck:
+                self._retryDelay = _RETRY_MIN
+                self._schedulePass()
+            elif self._retryCall is None:
+                # POLLOUT speaks for some other ROUTER peer; the one we wait on is still
+                # full. Spinning on POLLOUT would busy-loop, and the EVENTS read above may
+                # have consumed the edge of its becoming writable: retry on a backoff timer.
+                self._retryCall = self._reactor.callLater(self._retryDelay, self._retryFlush)
+                self._retryDelay = min(self._retryDelay * 2, _RETRY_MAX)
+
+    def _retryFlush(self) -> None:
+        self._retryCall = None
+        self._runPass()
 
     def _readBatch(self) -> None:
         recv = self.socket.recv
@@ -567,25 +649,24 @@ class ZmqConnection:
         """
         if self._closed:
             return
-        if self._outbound:
+        if self._outbound.length:
             try:
                 self._flush()
             except zmq.ZMQError:
                 pass  # closing anyway; what is left is dropped below
         self._closed = True
-        for call in (self._passCall, self._pullCall):
+        for call in (self._passCall, self._pullCall, self._retryCall):
             if call is not None and call.active():
                 call.cancel()
-        self._passCall = self._pullCall = None
+        self._passCall = self._pullCall = self._retryCall = None
         self._reactor.removeReader(self)
         self.factory.connections.discard(self)
-        if self._outbound:
+        if self._outbound.length:
             self._log.warn(
                 "{connection}: shut down with {count} unsent message(s) dropped",
                 connection=self,
-                count=len(self._outbound),
+                count=self._outbound.clear(),
             )
-            self._outbound.clear()
         if self._events is not None:
             # Stop libzmq's monitor before closing its reader: libzmq announces the stop
             # with a blocking send, which never returns once the reader is gone.

@@ -9,7 +9,6 @@ between) returns everything up to and including the empty delimiter untouched, s
 
 from __future__ import annotations
 
-import inspect
 from typing import TYPE_CHECKING, Any
 
 import zmq
@@ -86,6 +85,8 @@ class ZmqREQConnection(ZmqConnection):
             return fail(ZmqConnectionClosed(f"{self!r} is shut down; cannot send a request"))
         if retries < 0:
             raise ValueError(f"retries must be >= 0, not {retries}")
+        if not parts:
+            raise ValueError("a request needs at least one frame")
         self._nextRequestId += 1
         requestId = self._nextRequestId.to_bytes(8, "big")
 
@@ -189,6 +190,10 @@ class ZmqREPConnection(ZmqConnection):
                 connection=self,
             )
             return
+        if delimiter == len(message) - 1:
+            # An envelope with no body (a PROBE_ROUTER probe, say): libzmq's REP drops it.
+            self._log.debug("{connection}: dropped a request with no body", connection=self)
+            return
         self._nextMessageId += 1
         messageId = self._nextMessageId.to_bytes(8, "big")
         envelopes = self._envelopes
@@ -209,7 +214,6 @@ class ZmqREPConnection(ZmqConnection):
         with what it returns.
         """
         result: Deferred[Any] = maybeDeferred(self.handleRequest, *messageParts)
-        result.addCallback(self._awaitCoroutine)
         result.addCallback(self._replyWith, messageId)
         result.addErrback(self._handlerFailed, messageId)
 
@@ -222,12 +226,6 @@ class ZmqREPConnection(ZmqConnection):
         raise NotImplementedError(
             f"{type(self).__name__} must override handleRequest or gotMessage"
         )
-
-    @staticmethod
-    def _awaitCoroutine(result: Any) -> Any:
-        if inspect.iscoroutine(result):
-            return Deferred.fromCoroutine(result)
-        return result
 
     def _replyWith(self, result: Any, messageId: bytes) -> None:
         if self._closed:
