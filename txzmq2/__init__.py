@@ -13,10 +13,12 @@ from txzmq2.errors import (
     ZmqConnectionClosed,
     ZmqError,
     ZmqRequestTimeoutError,
+    ZmqTimeoutError,
     ZmqUnknownRequestError,
     ZmqUnroutableError,
 )
 from txzmq2.factory import ZmqFactory
+from txzmq2.monitor import ZmqMonitorEvent, ZmqSocketMonitor
 from txzmq2.pair import ZmqPairConnection
 from txzmq2.proxy import ZmqLoadBalancingBroker, ZmqProxy
 from txzmq2.pubsub import (
@@ -41,6 +43,7 @@ __all__ = [
     "ZmqError",
     "ZmqFactory",
     "ZmqLoadBalancingBroker",
+    "ZmqMonitorEvent",
     "ZmqPairConnection",
     "ZmqProxy",
     "ZmqPubConnection",
@@ -50,7 +53,9 @@ __all__ = [
     "ZmqREQConnection",
     "ZmqRequestTimeoutError",
     "ZmqRouterConnection",
+    "ZmqSocketMonitor",
     "ZmqSubConnection",
+    "ZmqTimeoutError",
     "ZmqUnknownRequestError",
     "ZmqUnroutableError",
     "ZmqXPubConnection",

@@ -168,8 +168,10 @@ class _EventStream:
         self.connection = connection
         self.reactor = connection.factory.reactor
         self.views: set[ZmqSocketMonitor] = set()
-        self.peers = 0
-        self.lastHandshake: ZmqMonitorEvent | None = None
+        # Connections by fd: ACCEPTED/CONNECTED and DISCONNECTED carry the fd, handshake
+        # results do not, so a result settles the oldest connection still handshaking.
+        self.handshaking: list[int] = []
+        self.connected: dict[int, ZmqMonitorEvent] = {}
         address = f"inproc://txzmq2-monitor-{next(_addresses)}-{id(self):x}"
         connection.socket.monitor(address, zmq.EVENT_ALL)
         self.reader = _EventReader(self, address)
@@ -177,18 +179,26 @@ class _EventStream:
         self.views.add(self.connectedView)
 
     def dispatch(self, event: ZmqMonitorEvent) -> None:
-        if event.event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-            self.peers += 1
-            self.lastHandshake = event
-        elif event.event == zmq.EVENT_DISCONNECTED and self.peers:
-            self.peers -= 1
+        kind = event.event
+        if kind in (zmq.EVENT_ACCEPTED, zmq.EVENT_CONNECTED):
+            self.handshaking.append(event.value)
+        elif kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            fd = self.handshaking.pop(0) if self.handshaking else -1
+            self.connected[fd] = event
+        elif kind & HANDSHAKE_FAILURES:
+            if self.handshaking:
+                self.handshaking.pop(0)
+        elif kind == zmq.EVENT_DISCONNECTED:
+            self.connected.pop(event.value, None)
+            if event.value in self.handshaking:
+                self.handshaking.remove(event.value)
         for view in list(self.views):
             view._deliver(event)
 
     def whenConnected(self, timeout: float | None) -> Deferred[ZmqMonitorEvent]:
-        if self.peers and self.lastHandshake is not None:
+        if self.connected:
             done: Deferred[ZmqMonitorEvent] = Deferred()
-            done.callback(self.lastHandshake)
+            done.callback(next(reversed(self.connected.values())))
             return done
         return self.connectedView.waitFor(zmq.EVENT_HANDSHAKE_SUCCEEDED, timeout)
 
