@@ -5,8 +5,10 @@ The ``txzmq2`` command (also ``python -m txzmq2``).
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from time import perf_counter
 from typing import Any
 
@@ -54,6 +56,23 @@ def _demo(reactor: Any, rounds: int) -> Any:
     return ensureDeferred(run())
 
 
+def _bench(argv: list[str]) -> int:
+    # The suite lives in the repository, not in the installed package: find a checkout's.
+    checkout = str(Path(__file__).resolve().parent.parent)
+    if Path(checkout, "benchmarks", "runner.py").is_file() and checkout not in sys.path:
+        sys.path.insert(0, checkout)
+    try:
+        runner = importlib.import_module("benchmarks.runner")
+    except ImportError:
+        print(
+            "txzmq2 bench: the benchmark suite is not importable; "
+            "run it from a source checkout of txzmq2 (it has a benchmarks/ directory)",
+            file=sys.stderr,
+        )
+        return 2
+    return int(runner.main(argv, prog="txzmq2 bench"))
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -74,11 +93,21 @@ def _parser() -> argparse.ArgumentParser:
         "print a few request/reply round trips and their latency, and exit.",
     )
     demo.add_argument("--rounds", type=_positive, default=5, help="round trips (default 5)")
+    commands.add_parser(
+        "bench",
+        add_help=False,
+        help="run the benchmark suite against plain pyzmq (from a source checkout; "
+        "txzmq2 bench --help lists its options)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the ``txzmq2`` command line; exits with 0 on success, 2 on a usage error."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        # Every argument after "bench" belongs to the suite's own parser.
+        sys.exit(_bench(argv[1:]))
     args = _parser().parse_args(argv)
     from twisted.internet.task import react
 

@@ -1,0 +1,290 @@
+"""
+What every part of the suite shares: the cases, the specification of one measurement (handed
+to a worker process as JSON), its result, and the peer that runs in a process of its own.
+
+Every measurement runs in a fresh worker process (``python -m benchmarks.worker``): a
+Twisted reactor cannot be restarted, and ``ru_maxrss`` is a per-process peak, so one process
+per measurement gives each its own reactor and its own memory figure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import select
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = [
+    "CASES",
+    "CHECKOUT",
+    "IMPLEMENTATIONS",
+    "MODES",
+    "TRANSPORTS",
+    "Case",
+    "Measurement",
+    "PeerProcess",
+    "Spec",
+    "peakRssKb",
+    "subprocessEnvironment",
+    "summarise",
+]
+
+Kind = Literal["sequential", "pipelined", "push_pull", "pub_sub"]
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+"""The repository checkout holding the ``benchmarks`` package (put on child processes' path)."""
+IMPLEMENTATIONS = ("txzmq2", "pyzmq")
+TRANSPORTS = ("tcp", "ipc")
+MODES = ("inprocess", "subprocess")
+
+PEER_START_TIMEOUT = 20.0
+"""Seconds a peer process may take to start and report its endpoint."""
+IDLE_END = 0.5
+"""PUB/SUB: seconds without a message after which the subscriber stops counting (drops)."""
+LATENCY_SAMPLE = 1000
+"""How many evenly spaced order statistics of the latencies a measurement keeps (plots)."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark case: a messaging pattern, a message size and how many to move."""
+
+    name: str
+    kind: Kind
+    count: int
+    quickCount: int
+    size: int
+    inflight: int = 1
+    description: str = ""
+
+
+CASES: tuple[Case, ...] = (
+    Case(
+        "reqrep_sequential",
+        "sequential",
+        10_000,
+        300,
+        64,
+        description="REQ/REP round trips, one at a time",
+    ),
+    Case(
+        "reqrep_pipelined",
+        "pipelined",
+        50_000,
+        2_000,
+        64,
+        inflight=100,
+        description="requests with 100 outstanding (pyzmq: DEALER/ROUTER)",
+    ),
+    Case("push_pull_100B", "push_pull", 200_000, 10_000, 100, description="PUSH/PULL one-way"),
+    Case("push_pull_64KiB", "push_pull", 20_000, 500, 65_536, description="PUSH/PULL one-way"),
+    Case("pub_sub_100B", "pub_sub", 200_000, 10_000, 100, description="PUB/SUB one-way"),
+)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Everything a worker (and its peer) needs to run one measurement."""
+
+    case: str
+    kind: Kind
+    impl: str
+    transport: str
+    mode: str
+    count: int
+    size: int
+    inflight: int
+    timeout: float
+    ipcDir: str
+
+    def bindAddress(self) -> str:
+        """Where the bound side binds: an OS-chosen loopback port, or a socket file."""
+        if self.transport == "tcp":
+            return "tcp://127.0.0.1:*"
+        return f"ipc://{self.ipcDir}/{self.case}-{self.impl}-{self.mode}.sock"
+
+    def toJson(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def fromJson(cls, text: str) -> Spec:
+        return cls(**json.loads(text))
+
+
+@dataclass
+class Measurement:
+    """
+    The result of one measurement; its fields are the keys of ``--json`` output.
+
+    Rates are per second of the measured window (from the start signal to the last message
+    or reply); MB are 10**6 bytes of payload. Latencies are in microseconds, the stall in
+    milliseconds (txzmq2 only: the longest gap between ticks of a 1 ms LoopingCall, on the
+    worker's reactor and, in subprocess mode, the peer's), RSS in KiB (``ru_maxrss``).
+    """
+
+    case: str
+    transport: str
+    mode: str
+    impl: str
+    count: int
+    size: int
+    completed: int = 0
+    elapsed_s: float = 0.0
+    msgs_per_s: float = 0.0
+    mb_per_s: float = 0.0
+    p50_us: float | None = None
+    p99_us: float | None = None
+    drops: int = 0
+    timed_out: bool = False
+    max_stall_ms: float | None = None
+    peer_max_stall_ms: float | None = None
+    rss_kb: int = 0
+    peer_rss_kb: int | None = None
+    ratio: float | None = None
+    error: str | None = None
+    latency_sample_us: list[float] = field(default_factory=list)
+
+    def publicDict(self) -> dict[str, Any]:
+        """The fields for ``--json`` output (without the latency sample)."""
+        data = asdict(self)
+        del data["latency_sample_us"]
+        return data
+
+
+def peakRssKb() -> int:
+    """This process's peak resident set size, in KiB (Linux reports ``ru_maxrss`` in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _percentile(ordered: list[float], fraction: float) -> float:
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def summarise(
+    spec: Spec,
+    completed: int,
+    elapsed: float,
+    latencies: list[float] | None = None,
+    *,
+    timedOut: bool = False,
+    stall: float | None = None,
+    peer: dict[str, Any] | None = None,
+) -> Measurement:
+    """
+    Turn raw figures (seconds) into a :class:`Measurement`.
+
+    :param latencies: per-message latencies in seconds, for request-reply cases.
+    :param stall: the worker reactor's longest stall in seconds (txzmq2 only).
+    :param peer: what a peer process reported when stopped (``rss_kb``, ``max_stall_s``).
+    """
+    result = Measurement(
+        case=spec.case,
+        transport=spec.transport,
+        mode=spec.mode,
+        impl=spec.impl,
+        count=spec.count,
+        size=spec.size,
+        completed=completed,
+        elapsed_s=round(elapsed, 4),
+        timed_out=timedOut,
+        rss_kb=peakRssKb(),
+    )
+    if elapsed > 0:
+        result.msgs_per_s = round(completed / elapsed, 1)
+        result.mb_per_s = round(completed * spec.size / elapsed / 1e6, 2)
+    if spec.kind == "pub_sub":
+        result.drops = spec.count - completed
+    if latencies:
+        ordered = sorted(latencies)
+        result.p50_us = round(_percentile(ordered, 0.50) * 1e6, 1)
+        result.p99_us = round(_percentile(ordered, 0.99) * 1e6, 1)
+        step = max(1, len(ordered) // LATENCY_SAMPLE)
+        result.latency_sample_us = [round(value * 1e6, 1) for value in ordered[::step]]
+    if stall is not None:
+        result.max_stall_ms = round(stall * 1e3, 2)
+    if peer is not None:
+        result.peer_rss_kb = peer.get("rss_kb")
+        if peer.get("max_stall_s") is not None:
+            result.peer_max_stall_ms = round(peer["max_stall_s"] * 1e3, 2)
+    return result
+
+
+def subprocessEnvironment() -> dict[str, str]:
+    """The environment for worker and peer processes: the checkout first on the path."""
+    environment = dict(os.environ)
+    path = environment.get("PYTHONPATH")
+    environment["PYTHONPATH"] = str(CHECKOUT) + (os.pathsep + path if path else "")
+    return environment
+
+
+class PeerProcess:
+    """
+    The far side of a measurement in its own process (``python -m benchmarks.peer``).
+
+    The peer binds and prints ``{"endpoint": ...}``; it then obeys one command per line on
+    its stdin: ``go`` (start sending, for PUSH and PUB peers) and ``stop`` (or end of file:
+    print ``{"rss_kb": ..., "max_stall_s": ...}`` and exit). All calls here block; callers
+    make them outside the measured window.
+    """
+
+    def __init__(self, spec: Spec) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.peer", spec.toJson()],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=subprocessEnvironment(),
+        )
+        self._buffer = b""
+        try:
+            self.endpoint: str = self._readLine(PEER_START_TIMEOUT)["endpoint"]
+        except BaseException:
+            self.kill()
+            raise
+
+    def go(self) -> None:
+        """Tell the peer to start sending."""
+        self._command("go")
+
+    def stop(self, timeout: float = 10.0) -> dict[str, Any]:
+        """Tell the peer to finish; return what it reports about itself."""
+        try:
+            self._command("stop")
+            report = self._readLine(timeout)
+            self._process.wait(timeout)
+            return report
+        finally:
+            self.kill()
+
+    def kill(self) -> None:
+        """End the peer process if it is still running (idempotent)."""
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        for stream in (self._process.stdin, self._process.stdout):
+            if stream is not None:
+                stream.close()
+
+    def _command(self, word: str) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.write(word.encode() + b"\n")
+        self._process.stdin.flush()
+
+    def _readLine(self, timeout: float) -> dict[str, Any]:
+        # Unbuffered reads under select(): a peer that hangs cannot hang us beyond timeout.
+        assert self._process.stdout is not None
+        fd = self._process.stdout.fileno()
+        while b"\n" not in self._buffer:
+            ready, _, _ = select.select([fd], [], [], timeout)
+            chunk = os.read(fd, 65536) if ready else b""
+            if not chunk:
+                state = "exited" if self._process.poll() is not None else "is silent"
+                raise RuntimeError(f"benchmark peer {state} (expected a line within {timeout} s)")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        report: dict[str, Any] = json.loads(line)
+        return report

@@ -1,0 +1,110 @@
+"""
+The far side of a measurement in a process of its own: ``python -m benchmarks.peer SPEC``.
+
+It binds, prints ``{"endpoint": ...}``, then reads commands from stdin: ``go`` starts the
+sending (PUSH, PUB), ``stop`` or end of file ends it, after which it prints its own peak RSS
+(and, for txzmq2, its reactor's longest stall) as one JSON line. See
+:class:`benchmarks.common.PeerProcess` for the other end.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks.common import Spec, peakRssKb
+
+__all__ = ["main"]
+
+
+def _say(**fields: Any) -> None:
+    print(json.dumps(fields), flush=True)
+
+
+def _readCommands(handle: Callable[[str], None]) -> None:
+    """Pass each stdin command to ``handle`` (from a daemon thread); end of file is ``stop``."""
+
+    def read() -> None:
+        for line in sys.stdin:
+            handle(line.strip())
+        handle("stop")
+
+    threading.Thread(target=read, name="peer-commands", daemon=True).start()
+
+
+def _runTxzmq2(spec: Spec) -> None:
+    from twisted.internet import reactor as installed
+    from twisted.internet.task import LoopingCall
+
+    from benchmarks.cases import PROBE, StallMonitor, startServerSide
+    from txzmq2 import ZmqFactory, ZmqPubConnection
+
+    reactor: Any = installed
+    factory = ZmqFactory(reactor)
+    server, sender = startServerSide(factory, spec)
+    stall = StallMonitor(reactor)
+    probes: LoopingCall | None = None
+    if isinstance(server, ZmqPubConnection):
+        probes = LoopingCall(server.publish, b"", PROBE)
+        probes.clock = reactor
+        probes.start(0.001)
+    stopping = False
+
+    def stopReactor(_: object) -> None:
+        reactor.stop()
+
+    def handle(command: str) -> None:
+        nonlocal stopping
+        if command == "go" and sender is not None:
+            if probes is not None and probes.running:
+                probes.stop()
+            stall.start()
+            sender.start()
+        elif command == "stop" and not stopping:
+            stopping = True
+            if probes is not None and probes.running:
+                probes.stop()
+            _say(rss_kb=peakRssKb(), max_stall_s=stall.stop())
+            factory.shutdown().addBoth(stopReactor)
+
+    if sender is None:
+        stall.start()  # an echo server: watched from the start
+    _say(endpoint=server.lastEndpoint)
+    _readCommands(lambda command: reactor.callFromThread(handle, command))
+    reactor.run()
+
+
+def _runPyzmq(spec: Spec) -> None:
+    import zmq
+
+    from benchmarks.baseline import runServerSide
+
+    go, stop = threading.Event(), threading.Event()
+
+    def handle(command: str) -> None:
+        (go if command == "go" else stop).set()
+
+    context: zmq.Context[Any] = zmq.Context()
+    _readCommands(handle)
+    try:
+        runServerSide(context, spec, lambda endpoint: _say(endpoint=endpoint), go, stop)
+    finally:
+        context.destroy(linger=100)
+    _say(rss_kb=peakRssKb(), max_stall_s=None)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the peer described by the JSON :class:`~benchmarks.common.Spec` in ``argv[0]``."""
+    arguments = sys.argv[1:] if argv is None else argv
+    spec = Spec.fromJson(arguments[0])
+    if spec.impl == "txzmq2":
+        _runTxzmq2(spec)
+    else:
+        _runPyzmq(spec)
+
+
+if __name__ == "__main__":
+    main()

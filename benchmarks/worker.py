@@ -1,0 +1,40 @@
+"""
+One measurement in a fresh process: ``python -m benchmarks.worker SPEC``.
+
+Prints the :class:`~benchmarks.common.Measurement` as one JSON line on stdout (or
+``{"error": ...}`` and exits 1). The runner starts one worker per measurement, so each gets a
+reactor of its own and its own peak-RSS figure.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from dataclasses import asdict
+
+from benchmarks.common import Spec
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the measurement described by the JSON :class:`~benchmarks.common.Spec` in argv."""
+    arguments = sys.argv[1:] if argv is None else argv
+    spec = Spec.fromJson(arguments[0])
+    try:
+        if spec.impl == "txzmq2":
+            from benchmarks.cases import measure
+        else:
+            from benchmarks.baseline import measure
+        result = measure(spec)
+    except Exception as error:
+        traceback.print_exc()
+        print(json.dumps({"error": f"{type(error).__name__}: {error}"}), flush=True)
+        return 1
+    print(json.dumps(asdict(result)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
