@@ -43,11 +43,12 @@ Message: TypeAlias = "list[bytes]"
 MessageLike: TypeAlias = "Frame | Sequence[Frame]"
 """What ``send`` accepts: one frame, or a sequence of frames."""
 
-_NOBLOCK = zmq.NOBLOCK
-_SNDMORE = zmq.SNDMORE
-_POLLIN = zmq.POLLIN
-_POLLOUT = zmq.POLLOUT
-_EVENTS = zmq.EVENTS
+# Plain ints: arithmetic on pyzmq's IntFlag constants costs more than the send itself.
+_NOBLOCK = int(zmq.NOBLOCK)
+_NOBLOCK_SNDMORE = int(zmq.NOBLOCK | zmq.SNDMORE)
+_POLLIN = int(zmq.POLLIN)
+_POLLOUT = int(zmq.POLLOUT)
+_EVENTS = int(zmq.EVENTS)
 # Below this size pyzmq copies a frame anyway; above it, zero-copy sends pay off.
 _ZERO_COPY_MIN = zmq.COPY_THRESHOLD
 
@@ -144,13 +145,14 @@ class _OutboundQueue:
                     break
                 except ZmqUnroutableError:
                     dropped += len(queue)
+                    self.length -= len(queue)
                     queue.clear()
                     break
                 queue.popleft()
+                self.length -= 1
                 sent += 1
             if not queue:
                 del self.byDestination[key]
-        self.length -= sent + dropped
         return sent, dropped
 
     def clear(self) -> int:
@@ -222,12 +224,15 @@ class ZmqConnection:
         endpoint: ZmqEndpoint | None = None,
         identity: bytes | str | None = None,
     ) -> None:
+        if factory.shuttingDown:
+            raise ZmqConnectionClosed(f"{factory!r} is shutting down; no new connections")
         self.factory = factory
         self.endpoints: list[ZmqEndpoint] = []
         self.identity = identity.encode() if isinstance(identity, str) else identity
         self._reactor: Any = factory.reactor
         self.socket: zmq.Socket[bytes] = factory.context.socket(self.socketType)
         self._closed = False
+        self._closing = False
         self._inPass = False
         self._passCall: DelayedCall | None = None
         self._readPaused = False
@@ -255,7 +260,11 @@ class ZmqConnection:
             from txzmq2.monitor import _EventStream
 
             # Before any bind or connect: a handshake can complete before the next statement.
-            self._events = _EventStream(self)
+            try:
+                self._events = _EventStream(self)
+            except BaseException:
+                self.shutdown()
+                raise
         if endpoint is not None:
             try:
                 self.addEndpoints([endpoint])
@@ -400,14 +409,12 @@ class ZmqConnection:
         # A multipart message is accepted or refused as a whole at its first frame, so
         # zmq.Again can only come from the first send() below.
         send = self.socket.send
-        last = len(frames) - 1
         try:
-            for index, frame in enumerate(frames):
-                send(
-                    frame,
-                    _NOBLOCK if index == last else _NOBLOCK | _SNDMORE,
-                    copy=len(frame) < _ZERO_COPY_MIN,
-                )
+            if len(frames) > 1:
+                for frame in frames[:-1]:
+                    send(frame, _NOBLOCK_SNDMORE, copy=len(frame) < _ZERO_COPY_MIN)
+            frame = frames[-1]
+            send(frame, _NOBLOCK, copy=len(frame) < _ZERO_COPY_MIN)
         except zmq.ZMQError as error:
             if error.errno == zmq.EHOSTUNREACH:
                 raise ZmqUnroutableError(
@@ -424,7 +431,7 @@ class ZmqConnection:
             and self._outbound.length > self.sendQueueHighWater
         ):
             self._producerPaused = True
-            self._producer.pauseProducing()
+            self._callProducer("pauseProducing", self._producer)
 
     def _flush(self) -> int:
         """Send what libzmq now accepts from the outbound queue; return how many left."""
@@ -435,7 +442,11 @@ class ZmqConnection:
                 connection=self,
                 count=dropped,
             )
-        if self._producer is not None and self._outbound.length <= self.sendQueueLowWater:
+        if (
+            self._producer is not None
+            and not self._closing
+            and self._outbound.length <= self.sendQueueLowWater
+        ):
             self._wantMoreFromProducer()
         return sent + dropped
 
@@ -466,7 +477,7 @@ class ZmqConnection:
         self._producerPaused = False
         if streaming and self._outbound.length > self.sendQueueHighWater:
             self._producerPaused = True
-            producer.pauseProducing()
+            self._callProducer("pauseProducing", self._producer)
         elif not streaming:
             self._wantMoreFromProducer()
 
@@ -492,7 +503,7 @@ class ZmqConnection:
         if self._producerStreaming:
             if self._producerPaused:
                 self._producerPaused = False
-                producer.resumeProducing()
+                self._callProducer("resumeProducing", self._producer)
         elif self._pullCall is None:
             # Ask on the next turn, not from inside the producer's own write().
             self._pullCall = self._reactor.callLater(0, self._askPullProducer)
@@ -500,7 +511,20 @@ class ZmqConnection:
     def _askPullProducer(self) -> None:
         self._pullCall = None
         if self._producer is not None and not self._closed:
-            self._producer.resumeProducing()
+            self._callProducer("resumeProducing", self._producer)
+
+    def _callProducer(self, method: str, producer: Any) -> None:
+        # A producer's error must not escape into a pass (stranding messages) or into the
+        # reactor (which would drop this connection).
+        try:
+            getattr(producer, method)()
+        except Exception:
+            self._log.failure(
+                "{connection}: producer {producer!r} failed in {method}",
+                connection=self,
+                producer=producer,
+                method=method,
+            )
 
     # -- IPushProducer (of what this connection reads) ---------------------------------------
 
@@ -586,6 +610,8 @@ class ZmqConnection:
             return
         finally:
             self._inPass = False
+        if not self._outbound.length:
+            self._retryDelay = _RETRY_MIN
         if events & _POLLIN and self.receives and not self._readPaused:
             self._schedulePass()
         elif events & _POLLOUT and self._outbound.length:
@@ -625,9 +651,9 @@ class ZmqConnection:
                 self._log.failure(
                     "{connection}: unhandled error while delivering a message", connection=self
                 )
-            if self.closed or self._readPaused:
+            if self._closed or self._readPaused:
                 return
-            if not count & 31 and monotonic() > deadline:
+            if monotonic() > deadline:
                 return
         # Budget spent with POLLIN still set: the EVENTS check in _runPass schedules the rest.
 
@@ -647,35 +673,45 @@ class ZmqConnection:
         still in the outbound queue are handed to libzmq if it takes them, so linger can
         deliver them; any it refuses are dropped (and counted in a log line). Idempotent.
         """
-        if self._closed:
+        if self._closed or self._closing:
             return
-        if self._outbound.length:
+        # Closing, not yet closed: a producer resumed by the last flush, or anything else,
+        # must not re-enter (a nested shutdown would close the socket under this one).
+        self._closing = True
+        try:
+            if self._outbound.length:
+                try:
+                    self._flush()
+                except zmq.ZMQError:
+                    pass  # closing anyway; what is left is dropped below
+        finally:
+            self._closed = True
+            for call in (self._passCall, self._pullCall, self._retryCall):
+                if call is not None and call.active():
+                    call.cancel()
+            self._passCall = self._pullCall = self._retryCall = None
+            self._reactor.removeReader(self)
+            self.factory.connections.discard(self)
+            if self._outbound.length:
+                self._log.warn(
+                    "{connection}: shut down with {count} unsent message(s) dropped",
+                    connection=self,
+                    count=self._outbound.clear(),
+                )
             try:
-                self._flush()
+                if self._events is not None:
+                    self.socket.disable_monitor()
             except zmq.ZMQError:
-                pass  # closing anyway; what is left is dropped below
-        self._closed = True
-        for call in (self._passCall, self._pullCall, self._retryCall):
-            if call is not None and call.active():
-                call.cancel()
-        self._passCall = self._pullCall = self._retryCall = None
-        self._reactor.removeReader(self)
-        self.factory.connections.discard(self)
-        if self._outbound.length:
-            self._log.warn(
-                "{connection}: shut down with {count} unsent message(s) dropped",
-                connection=self,
-                count=self._outbound.clear(),
-            )
+                pass  # a terminated context: closing the socket below still works
+            finally:
+                self.socket.close(linger=self.factory.lingerPeriod)
+        # User-visible consequences only now that the socket is closed: an errback that
+        # shuts the factory down must not find this socket still open.
         if self._events is not None:
-            # Stop libzmq's monitor before closing its reader: libzmq announces the stop
-            # with a blocking send, which never returns once the reader is gone.
-            self.socket.disable_monitor()
             self._events.close()
-        self.socket.close(linger=self.factory.lingerPeriod)
         producer, self._producer = self._producer, None
         if producer is not None:
-            producer.stopProducing()
+            self._callProducer("stopProducing", producer)
         self._connectionClosed()
 
     def _connectionClosed(self) -> None:

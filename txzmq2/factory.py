@@ -26,29 +26,45 @@ class ZmqFactory:
         time, so importing txzmq2 leaves the choice of reactor to the application).
     :param context: a context to use. When given, :meth:`shutdown` leaves it to its owner;
         when ``None``, the factory creates one and terminates it on shutdown.
-    :param ioThreads: number of libzmq I/O threads of the context the factory creates.
+    :param ioThreads: number of libzmq I/O threads of the context the factory creates
+        (default 1, or the class attribute of a subclass, as txZMQ had it).
     :param lingerPeriod: milliseconds a closed socket keeps trying to deliver queued
-        messages; set on every socket, so shutdown never waits forever.
+        messages (default 100, or the class attribute); set on every socket, so shutdown
+        never waits forever.
     """
 
     _log = Logger()
+    ioThreads: int = 1
+    """libzmq I/O threads of the context the factory creates."""
+    lingerPeriod: int = 100
+    """Milliseconds a closed socket keeps trying to deliver what it still holds."""
 
     def __init__(
         self,
         reactor: Any = None,
         context: zmq.Context[Any] | None = None,
-        ioThreads: int = 1,
-        lingerPeriod: int = 100,
+        ioThreads: int | None = None,
+        lingerPeriod: int | None = None,
     ) -> None:
+        # None: the class attribute, which txZMQ users set on a subclass.
+        if ioThreads is not None:
+            self.ioThreads = ioThreads
+        if lingerPeriod is not None:
+            self.lingerPeriod = lingerPeriod
         self._reactor = reactor
         self._ownsContext = context is None
-        self.context: zmq.Context[Any] = zmq.Context(ioThreads) if context is None else context
-        self.ioThreads = ioThreads
-        self.lingerPeriod = lingerPeriod
+        self.context: zmq.Context[Any] = (
+            zmq.Context(self.ioThreads) if context is None else context
+        )
         self.connections: set[ZmqConnection] = set()
         self._shutdownWaiters: list[Deferred[None]] | None = None
         self._shutdownDone = False
         self._shutdownTrigger: Any = None
+
+    @property
+    def shuttingDown(self) -> bool:
+        """True from the first :meth:`shutdown` on: new connections are refused."""
+        return self._shutdownWaiters is not None or self._shutdownDone
 
     @property
     def reactor(self) -> Any:
@@ -102,8 +118,10 @@ class ZmqFactory:
         self._shutdownWaiters = []
         first: Deferred[None] = Deferred()
         self._shutdownWaiters.append(first)
-        for connection in list(self.connections):
-            connection.shutdown()
+        # Errbacks fired by a closing connection may try to open new ones (a reconnect on
+        # ZmqConnectionClosed): shuttingDown refuses them, and the loop catches any straggler.
+        while self.connections:
+            self.connections.pop().shutdown()
         if not self._ownsContext:
             self._finishShutdown()
         elif not getattr(self.reactor, "running", False):

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import zmq
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from zmq.utils.monitor import parse_monitor_message
 
@@ -85,7 +85,7 @@ class ZmqSocketMonitor:
             :class:`~txzmq2.errors.ZmqConnectionClosed` if the monitor stops first.
         """
         if self.stopped:
-            return _failed(ZmqConnectionClosed("monitor stopped"))
+            return fail(ZmqConnectionClosed("monitor stopped"))
         waiter: Deferred[ZmqMonitorEvent] = Deferred(lambda d: self._forget(d))
         timer = None
         if timeout is not None:
@@ -105,7 +105,7 @@ class ZmqSocketMonitor:
             waiter.errback(ZmqConnectionClosed("monitor stopped"))
 
     def _deliver(self, event: ZmqMonitorEvent) -> None:
-        if not event.event & self.events:
+        if self.stopped or not event.event & self.events:
             return
         if self.callback is not None:
             try:
@@ -168,38 +168,41 @@ class _EventStream:
         self.connection = connection
         self.reactor = connection.factory.reactor
         self.views: set[ZmqSocketMonitor] = set()
-        # Connections by fd: ACCEPTED/CONNECTED and DISCONNECTED carry the fd, handshake
-        # results do not, so a result settles the oldest connection still handshaking.
-        self.handshaking: list[int] = []
-        self.connected: dict[int, ZmqMonitorEvent] = {}
+        # Counts, not fds: handshake results carry no fd and need not come in accept order.
+        # Every connection that fails its handshake also disconnects, so the disconnects
+        # of connected peers are (disconnected - failed).
+        self.succeeded = 0
+        self.failed = 0
+        self.disconnected = 0
+        self.lastHandshake: ZmqMonitorEvent | None = None
         address = f"inproc://txzmq2-monitor-{next(_addresses)}-{id(self):x}"
-        connection.socket.monitor(address, zmq.EVENT_ALL)
+        # Never MONITOR_STOPPED: libzmq sends it with a blocking send, which hangs forever
+        # if this reader was closed first (the reactor closes descriptors in any order).
+        connection.socket.monitor(address, zmq.EVENT_ALL & ~zmq.EVENT_MONITOR_STOPPED)
         self.reader = _EventReader(self, address)
         self.connectedView = ZmqSocketMonitor(self, zmq.EVENT_HANDSHAKE_SUCCEEDED, None)
         self.views.add(self.connectedView)
 
     def dispatch(self, event: ZmqMonitorEvent) -> None:
         kind = event.event
-        if kind in (zmq.EVENT_ACCEPTED, zmq.EVENT_CONNECTED):
-            self.handshaking.append(event.value)
-        elif kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-            fd = self.handshaking.pop(0) if self.handshaking else -1
-            self.connected[fd] = event
+        if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            self.succeeded += 1
+            self.lastHandshake = event
         elif kind & HANDSHAKE_FAILURES:
-            if self.handshaking:
-                self.handshaking.pop(0)
+            self.failed += 1
         elif kind == zmq.EVENT_DISCONNECTED:
-            self.connected.pop(event.value, None)
-            if event.value in self.handshaking:
-                self.handshaking.remove(event.value)
+            self.disconnected += 1
         for view in list(self.views):
             view._deliver(event)
 
+    @property
+    def peers(self) -> int:
+        """Peers connected with a completed handshake, as far as the events tell."""
+        return self.succeeded - max(0, self.disconnected - self.failed)
+
     def whenConnected(self, timeout: float | None) -> Deferred[ZmqMonitorEvent]:
-        if self.connected:
-            done: Deferred[ZmqMonitorEvent] = Deferred()
-            done.callback(next(reversed(self.connected.values())))
-            return done
+        if self.peers > 0 and self.lastHandshake is not None:
+            return succeed(self.lastHandshake)
         return self.connectedView.waitFor(zmq.EVENT_HANDSHAKE_SUCCEEDED, timeout)
 
     def view(
@@ -218,9 +221,3 @@ class _EventStream:
 def _cancel(timer: DelayedCall | None) -> None:
     if timer is not None and timer.active():
         timer.cancel()
-
-
-def _failed(error: Exception) -> Deferred[ZmqMonitorEvent]:
-    done: Deferred[ZmqMonitorEvent] = Deferred()
-    done.errback(error)
-    return done

@@ -79,6 +79,8 @@ class ZmqProxy:
             self.capture = ZmqPushConnection(factory, capture)
         self.forwarded = 0
         """Messages forwarded so far, both ways."""
+        self.captureDropped = 0
+        """Copies not captured because the capture connection was backed up."""
         # Deliveries go straight to the other side; the connections' own hooks are bypassed.
         frontend.messageReceived = self._fromFrontend  # type: ignore[method-assign]
         backend.messageReceived = self._fromBackend  # type: ignore[method-assign]
@@ -91,18 +93,20 @@ class ZmqProxy:
         self._forward(message, self.backend)
 
     def _fromBackend(self, message: Message) -> None:
-        if self.kind == "streamer":
-            _log.warn("proxy: PUSH backend cannot receive; dropped a message")
-            return
         self._forward(message, self.frontend)
 
     def _forward(self, message: Message, to: ZmqConnection) -> None:
         capture = self.capture
         if capture is not None and not capture.closed:
-            try:
-                capture.send(message)
-            except Exception:
-                _log.failure("proxy: capture failed")
+            # A capture nobody reads must not hold the proxy's memory: beyond its queue
+            # bound, copies are dropped (counted in captureDropped).
+            if capture.sendQueueLength >= capture.sendQueueHighWater:
+                self.captureDropped += 1
+            else:
+                try:
+                    capture.send(message)
+                except Exception:
+                    _log.failure("proxy: capture failed")
         self.forwarded += 1
         to.send(message)
 
@@ -230,7 +234,10 @@ class ZmqLoadBalancingBroker:
             self.frontend.pauseProducing()
 
     def _workerMessage(self, worker: list[bytes], body: list[bytes]) -> None:
-        self._ready.append(worker)
+        # A worker is ready once, however many READYs it sends (or after a restart with
+        # the same identity): it must never get two requests at a time.
+        if worker not in self._ready:
+            self._ready.append(worker)
         if len(body) >= 3 and body[1] == b"":
             client = _unpackEnvelope(body[0])
             if client is None:

@@ -9,6 +9,7 @@ between) returns everything up to and including the empty delimiter untouched, s
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import zmq
@@ -58,6 +59,7 @@ class ZmqREQConnection(ZmqConnection):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._pending: dict[bytes, _Request] = {}
+        self._requestIdPrefix = os.urandom(4)
         self._nextRequestId = 0
         super().__init__(*args, **kwargs)
 
@@ -83,28 +85,40 @@ class ZmqREQConnection(ZmqConnection):
         """
         if self._closed:
             return fail(ZmqConnectionClosed(f"{self!r} is shut down; cannot send a request"))
+        if timeout is None:
+            timeout = self.defaultRequestTimeout
+        if timeout is not None and timeout < 0:
+            raise ValueError(f"timeout must be >= 0 or None, not {timeout}")
         if retries < 0:
             raise ValueError(f"retries must be >= 0, not {retries}")
+        if retries and timeout is None:
+            raise ValueError("retries need a timeout: a retry is sent when a try times out")
         if not parts:
             raise ValueError("a request needs at least one frame")
         self._nextRequestId += 1
-        requestId = self._nextRequestId.to_bytes(8, "big")
+        # A random per-connection prefix: a reopened connection (same identity) must never
+        # take a late reply meant for its predecessor's request of the same number.
+        requestId = self._requestIdPrefix + self._nextRequestId.to_bytes(8, "big")
 
         def cancel(_: Deferred[Message]) -> None:
             self._finish(requestId)
 
         deferred: Deferred[Message] = Deferred(cancel)
-        if timeout is None:
-            timeout = self.defaultRequestTimeout
         try:
-            # Normalised once: a retry resends these same frames.
             frames = _toFrames([requestId, b"", *parts])
-            self.send(frames)
         except Exception:
             return fail()
+        # Registered before sending: code running inside send() (a producer) may shut the
+        # connection down, and the request must then fail like every other pending one.
         request = _Request(deferred, frames, timeout, retries)
         self._pending[requestId] = request
-        self._startTimer(requestId, request)
+        try:
+            self.send(frames)
+        except Exception:
+            self._finish(requestId)
+            return fail()
+        if requestId in self._pending:
+            self._startTimer(requestId, request)
         return deferred
 
     def _startTimer(self, requestId: bytes, request: _Request) -> None:
@@ -129,7 +143,8 @@ class ZmqREQConnection(ZmqConnection):
             request.retriesLeft -= 1
             # Same id: a late reply to an earlier try answers the request just as well.
             self.send(request.frames)
-            self._startTimer(requestId, request)
+            if requestId in self._pending:
+                self._startTimer(requestId, request)
             return
         self._finish(requestId)
         request.deferred.errback(ZmqRequestTimeoutError(f"no reply within {request.timeout} s"))
