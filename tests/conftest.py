@@ -67,3 +67,19 @@ def _noLeaks() -> Iterator[None]:
     threads = [t for t in threading.enumerate() if t not in threadsBefore and t.is_alive()]
     assert not leftovers, f"test left delayed calls: {leftovers}"
     assert not threads, f"test left threads running: {threads}"
+
+
+@pytest.fixture
+def loggedFailures() -> Iterator[list[dict]]:
+    """Every ``log_failure`` event logged through twisted.logger during the test."""
+    from twisted.logger import globalLogPublisher
+
+    failures: list[dict] = []
+
+    def observe(event: dict) -> None:
+        if "log_failure" in event:
+            failures.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    yield failures
+    globalLogPublisher.removeObserver(observe)

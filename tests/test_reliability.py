@@ -14,7 +14,6 @@ import textwrap
 import pytest
 import pytest_twisted
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.logger import globalLogPublisher
 
 from tests.peers import inThread
 from txzmq2 import ZmqEndpoint, ZmqEndpointType, ZmqREQConnection, ZmqRequestTimeoutError
@@ -83,19 +82,6 @@ def server():
     process.kill()
 
 
-@pytest.fixture
-def logFailures():
-    failures: list[dict] = []
-
-    def observe(event):
-        if "log_failure" in event:
-            failures.append(event)
-
-    globalLogPublisher.addObserver(observe)
-    yield failures
-    globalLogPublisher.removeObserver(observe)
-
-
 def _counted(deferred: Deferred, fired: list[int], index: int) -> Deferred:
     def count(result):
         fired[index] += 1
@@ -106,7 +92,7 @@ def _counted(deferred: Deferred, fired: list[int], index: int) -> Deferred:
 
 @pytest_twisted.ensureDeferred
 async def test_request_held_by_a_crashing_server_is_answered_by_its_restart(
-    zmq_factory, server, logFailures
+    zmq_factory, server, loggedFailures
 ):
     endpoint = await server.start("tcp://127.0.0.1:*", "--crash")
     client = ZmqREQConnection(zmq_factory, ZmqEndpoint(ZmqEndpointType.connect, endpoint))
@@ -128,7 +114,7 @@ async def test_request_held_by_a_crashing_server_is_answered_by_its_restart(
     assert replies == expected
     assert fired == [1] * total
     assert client.pendingRequests == 0
-    assert logFailures == []
+    assert loggedFailures == []
 
 
 @pytest_twisted.ensureDeferred
@@ -143,7 +129,7 @@ async def test_request_to_a_crashing_server_without_retries_times_out(zmq_factor
 
 @pytest_twisted.ensureDeferred
 async def test_outstanding_requests_survive_server_kill_and_restart(
-    zmq_factory, server, logFailures
+    zmq_factory, server, loggedFailures
 ):
     endpoint = await server.start("tcp://127.0.0.1:*")
     client = ZmqREQConnection(zmq_factory, ZmqEndpoint(ZmqEndpointType.connect, endpoint))
@@ -161,4 +147,4 @@ async def test_outstanding_requests_survive_server_kill_and_restart(
     assert replies == [[b"ok", b"%d" % n] for n in range(total)]
     assert fired == [1] * total
     assert client.pendingRequests == 0
-    assert logFailures == []
+    assert loggedFailures == []

@@ -95,9 +95,12 @@ def _toFrames(message: MessageLike) -> list[bytes]:
         raise ValueError("a message needs at least one frame")
     for index, frame in enumerate(frames):
         if type(frame) is not bytes:
-            if not isinstance(frame, (bytes, bytearray, memoryview)):
+            if isinstance(cast(object, frame), zmq.Frame):
+                frames[index] = cast(zmq.Frame, frame).bytes  # txZMQ passed these through
+            elif isinstance(frame, (bytes, bytearray, memoryview)):
+                frames[index] = bytes(frame)
+            else:
                 raise TypeError(f"ZeroMQ frames are bytes, not {type(frame).__name__}")
-            frames[index] = bytes(frame)
     return frames  # type: ignore[return-value]
 
 
@@ -176,6 +179,11 @@ class ZmqConnection:
     :attr:`sendQueueHighWater` messages wait in its outbound queue. As an ``IPushProducer``
     of what it reads, :meth:`pauseProducing` stops delivery (libzmq's queues then fill and
     backpressure reaches the sender) and :meth:`resumeProducing` continues.
+
+    The pyzmq socket is ``socket``, for options txzmq2 has no attribute for. Do not send,
+    receive or read ``zmq.EVENTS`` on it directly: each of those can consume the FD's edge
+    without the connection knowing, and strand messages. Use :meth:`send` and
+    :meth:`setSocketOption`.
 
     :param factory: the factory giving the context and reactor.
     :param endpoint: an endpoint to bind or connect right away.

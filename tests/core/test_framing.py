@@ -6,11 +6,9 @@ good message still arrives.
 
 from __future__ import annotations
 
-import pytest
 import pytest_twisted
 import zmq
 from twisted.internet.defer import Deferred
-from twisted.logger import globalLogPublisher
 
 from tests.peers import blockingSocket
 from txzmq2 import (
@@ -37,19 +35,6 @@ SHAPES = [
     [b"\xff" * 300],
     [b"x"] * 20,
 ]
-
-
-@pytest.fixture
-def failures():
-    logged: list[dict] = []
-
-    def observe(event):
-        if "log_failure" in event:
-            logged.append(event)
-
-    globalLogPublisher.addObserver(observe)
-    yield logged
-    globalLogPublisher.removeObserver(observe)
 
 
 class Sentinel:
@@ -84,7 +69,7 @@ async def _feed(zmq_factory, connection, peerType, shapes, sentinel, record, **o
 
 
 @pytest_twisted.ensureDeferred
-async def test_sub_survives_every_message_shape(zmq_factory, zmq_address, failures):
+async def test_sub_survives_every_message_shape(zmq_factory, zmq_address, loggedFailures):
     record = Sentinel()
 
     class Sub(ZmqSubConnection):
@@ -94,7 +79,7 @@ async def test_sub_survives_every_message_shape(zmq_factory, zmq_address, failur
     sub = Sub(zmq_factory, ZmqEndpoint(bind, zmq_address("inproc")))
     sub.subscribe(b"")
     await _feed(zmq_factory, sub, zmq.PUB, SHAPES, [b"t", b"sentinel"], record)
-    assert failures == []
+    assert loggedFailures == []
     assert (b"", b"tag") in record.seen  # one frame: (tag b"", message)
     assert (b"tag", b"") in record.seen
     assert all(len(args) == 2 for args in record.seen)
@@ -102,7 +87,7 @@ async def test_sub_survives_every_message_shape(zmq_factory, zmq_address, failur
 
 @pytest_twisted.ensureDeferred
 async def test_xpub_survives_messages_that_are_not_subscriptions(
-    zmq_factory, zmq_address, failures
+    zmq_factory, zmq_address, loggedFailures
 ):
     record = Sentinel()
 
@@ -112,12 +97,12 @@ async def test_xpub_survives_messages_that_are_not_subscriptions(
 
     xpub = XPub(zmq_factory, ZmqEndpoint(bind, zmq_address("inproc")))
     await _feed(zmq_factory, xpub, zmq.XSUB, SHAPES, [b"\x01sentinel"], record)
-    assert failures == []
+    assert loggedFailures == []
     assert (b"", True) in record.seen  # [b"\x01"]: a subscription to everything
 
 
 @pytest_twisted.ensureDeferred
-async def test_rep_survives_requests_without_delimiter(zmq_factory, zmq_address, failures):
+async def test_rep_survives_requests_without_delimiter(zmq_factory, zmq_address, loggedFailures):
     record = Sentinel()
 
     class Rep(ZmqREPConnection):
@@ -127,12 +112,12 @@ async def test_rep_survives_requests_without_delimiter(zmq_factory, zmq_address,
 
     rep = Rep(zmq_factory, ZmqEndpoint(bind, zmq_address("inproc")))
     await _feed(zmq_factory, rep, zmq.DEALER, SHAPES, [b"", b"sentinel"], record)
-    assert failures == []
+    assert loggedFailures == []
     assert rep.pendingRequests == 0
 
 
 @pytest_twisted.ensureDeferred
-async def test_req_survives_replies_of_every_shape(zmq_factory, zmq_address, failures):
+async def test_req_survives_replies_of_every_shape(zmq_factory, zmq_address, loggedFailures):
     record = Sentinel()
     req = ZmqREQConnection(zmq_factory, ZmqEndpoint(bind, zmq_address("inproc")))
     peer = blockingSocket(zmq_factory.context, zmq.ROUTER)
@@ -148,11 +133,13 @@ async def test_req_survives_replies_of_every_shape(zmq_factory, zmq_address, fai
     finally:
         peer.close()
     assert record.seen == [(b"sentinel",)]
-    assert failures == []
+    assert loggedFailures == []
 
 
 @pytest_twisted.ensureDeferred
-async def test_router_delivers_every_shape_with_its_sender(zmq_factory, zmq_address, failures):
+async def test_router_delivers_every_shape_with_its_sender(
+    zmq_factory, zmq_address, loggedFailures
+):
     record = Sentinel()
 
     class Router(ZmqRouterConnection):
@@ -161,7 +148,7 @@ async def test_router_delivers_every_shape_with_its_sender(zmq_factory, zmq_addr
 
     router = Router(zmq_factory, ZmqEndpoint(bind, zmq_address("inproc")))
     await _feed(zmq_factory, router, zmq.DEALER, SHAPES, [b"sentinel"], record, routing_id=b"peer")
-    assert failures == []
+    assert loggedFailures == []
     assert [args[1:] for args in record.seen[: len(SHAPES)]] == [tuple(s) for s in SHAPES]
     assert {args[0] for args in record.seen} == {b"peer"}
 
