@@ -158,6 +158,27 @@ class _OutboundQueue:
                 del self.byDestination[key]
         return sent, dropped
 
+    def find(self, frames: list[bytes]) -> deque[list[bytes]] | None:
+        """The queue holding this very message object, if it is still waiting."""
+        queue = self.byDestination.get(frames[0] if self.routed else None)
+        if queue is not None and any(waiting is frames for waiting in queue):
+            return queue
+        return None
+
+    def discard(self, frames: list[bytes]) -> bool:
+        """Take this very message object out, if it is still waiting; True if it was."""
+        queue = self.find(frames)
+        if queue is None:
+            return False
+        for index, waiting in enumerate(queue):
+            if waiting is frames:
+                del queue[index]
+                break
+        self.length -= 1
+        if not queue:
+            del self.byDestination[frames[0] if self.routed else None]
+        return True
+
     def clear(self) -> int:
         """Forget everything; return how many messages that was."""
         count, self.length = self.length, 0
@@ -397,9 +418,12 @@ class ZmqConnection:
         :raises ZmqUnroutableError: a ROUTER with ``ZMQ_ROUTER_MANDATORY`` has no peer of
             that identity.
         """
+        self._sendMessage(_toFrames(message))
+
+    def _sendMessage(self, frames: list[bytes]) -> None:
+        """``send`` for frames already normalised; the list object itself is what queues."""
         if self._closed:
             raise ZmqConnectionClosed(f"{self!r} is shut down; cannot send")
-        frames = _toFrames(message)
         if self._outbound.length and self._outbound.holds(frames):
             # Keep order: nothing overtakes what is already queued for its destination.
             self._enqueue(frames)

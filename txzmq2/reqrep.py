@@ -113,7 +113,7 @@ class ZmqREQConnection(ZmqConnection):
         request = _Request(deferred, frames, timeout, retries)
         self._pending[requestId] = request
         try:
-            self.send(frames)
+            self._sendMessage(frames)
         except Exception:
             self._finish(requestId)
             return fail()
@@ -126,12 +126,17 @@ class ZmqREQConnection(ZmqConnection):
             request.timer = self._reactor.callLater(request.timeout, self._timedOut, requestId)
 
     def _finish(self, requestId: bytes) -> _Request | None:
-        """End a request's life: take it out of the pending map and stop its timer."""
+        """
+        End a request's life: take it out of the pending map, stop its timer, and take it
+        out of the outbound queue if it never left (a cancelled request is not sent later).
+        """
         request = self._pending.pop(requestId, None)
-        if request is not None and request.timer is not None:
-            if request.timer.active():
-                request.timer.cancel()
-            request.timer = None
+        if request is not None:
+            if request.timer is not None:
+                if request.timer.active():
+                    request.timer.cancel()
+                request.timer = None
+            self._outbound.discard(request.frames)
         return request
 
     def _timedOut(self, requestId: bytes) -> None:
@@ -142,7 +147,10 @@ class ZmqREQConnection(ZmqConnection):
         if request.retriesLeft > 0 and not self._closed:
             request.retriesLeft -= 1
             # Same id: a late reply to an earlier try answers the request just as well.
-            self.send(request.frames)
+            # A try still waiting in the outbound queue (no server reachable) is not
+            # queued twice.
+            if self._outbound.find(request.frames) is None:
+                self._sendMessage(request.frames)
             if requestId in self._pending:
                 self._startTimer(requestId, request)
             return

@@ -16,10 +16,11 @@ import zmq
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer
+from twisted.internet.task import deferLater
 from twisted.logger import globalLogPublisher
 from zope.interface import implementer
 
-from tests.peers import blockingSocket
+from tests.peers import blockingSocket, inThread
 from txzmq2 import (
     ZmqConnectionClosed,
     ZmqDealerConnection,
@@ -218,3 +219,49 @@ async def test_nested_shutdown_from_a_producer_is_harmless(zmq_factory, zmq_addr
         dealer.sendMsg(b"%d" % n)
     dealer.shutdown()
     assert dealer.closed and dealer.socket.closed
+
+
+class UnconnectedReq(ZmqREQConnection):
+    immediate = 1  # no pipe until a server is there: requests wait in our own queue
+
+
+@pytest_twisted.ensureDeferred
+async def test_cancelled_request_that_never_left_is_never_sent(zmq_factory, zmq_address):
+    address = zmq_address("ipc")
+    client = UnconnectedReq(zmq_factory, ZmqEndpoint(connect, address))
+    cancelled = client.sendMsg(b"cancelled")
+    cancelled.addErrback(lambda failure: None)
+    assert client.sendQueueLength == 1
+    cancelled.cancel()
+    assert client.sendQueueLength == 0
+    router = blockingSocket(zmq_factory.context, zmq.ROUTER)
+    router.bind(address)
+    try:
+        answer = client.sendMsg(b"wanted", timeout=5)
+        # Received in a thread: the reactor must run to flush our queue once connected.
+        identity, requestId, empty, body = await inThread(router.recv_multipart)
+        assert body == b"wanted"
+        router.send_multipart([identity, requestId, empty, b"ok"])
+        assert await answer == [b"ok"]
+    finally:
+        router.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_retries_while_no_server_is_reachable_do_not_pile_up(zmq_factory, zmq_address):
+    address = zmq_address("ipc")
+    client = UnconnectedReq(zmq_factory, ZmqEndpoint(connect, address))
+    answer = client.sendMsg(b"only once", timeout=0.02, retries=50)
+    await deferLater(reactor, 0.2, lambda: None)  # several retries come and go
+    assert client.sendQueueLength == 1
+    router = blockingSocket(zmq_factory.context, zmq.ROUTER, rcvtimeo=200)
+    router.bind(address)
+    try:
+        identity, requestId, empty, body = await inThread(router.recv_multipart)
+        assert body == b"only once"
+        router.send_multipart([identity, requestId, empty, b"ok"])
+        assert await answer == [b"ok"]
+        with pytest.raises(zmq.Again):
+            await inThread(router.recv_multipart)  # no duplicate copies were queued
+    finally:
+        router.close()
