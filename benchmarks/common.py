@@ -149,6 +149,19 @@ class Measurement:
     error: str | None = None
     latency_sample_us: list[float] = field(default_factory=list)
 
+    @classmethod
+    def of(cls, spec: Spec, **fields: Any) -> Measurement:
+        """A measurement of ``spec``'s case, transport, mode, impl, count and size."""
+        return cls(
+            case=spec.case,
+            transport=spec.transport,
+            mode=spec.mode,
+            impl=spec.impl,
+            count=spec.count,
+            size=spec.size,
+            **fields,
+        )
+
     def publicDict(self) -> dict[str, Any]:
         """The fields for ``--json`` output (without the latency sample)."""
         data = asdict(self)
@@ -182,13 +195,8 @@ def summarise(
     :param stall: the worker reactor's longest stall in seconds (txzmq2 only).
     :param peer: what a peer process reported when stopped (``rss_kb``, ``max_stall_s``).
     """
-    result = Measurement(
-        case=spec.case,
-        transport=spec.transport,
-        mode=spec.mode,
-        impl=spec.impl,
-        count=spec.count,
-        size=spec.size,
+    result = Measurement.of(
+        spec,
         completed=completed,
         elapsed_s=round(elapsed, 4),
         timed_out=timedOut,

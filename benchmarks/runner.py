@@ -84,14 +84,7 @@ def _selectCases(names: Sequence[str] | None) -> list[Case]:
 
 def _runWorker(spec: Spec) -> Measurement:
     """Run one measurement in a fresh worker process; a failure becomes an error row."""
-    failed = Measurement(
-        case=spec.case,
-        transport=spec.transport,
-        mode=spec.mode,
-        impl=spec.impl,
-        count=spec.count,
-        size=spec.size,
-    )
+    failed = Measurement.of(spec)
     try:
         process = subprocess.run(
             [sys.executable, "-m", "benchmarks.worker", spec.toJson()],
