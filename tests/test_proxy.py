@@ -255,3 +255,12 @@ def _turn() -> Deferred[None]:
     from twisted.internet.task import deferLater
 
     return deferLater(reactor, 0.001, lambda: None)
+
+
+@pytest.mark.parametrize("closing", ["frontend", "backend"])
+def test_streamer_proxy_shuts_down_with_either_side(zmq_factory, closing):
+    front = ZmqPullConnection(zmq_factory)
+    back = ZmqPushConnection(zmq_factory)
+    ZmqProxy(zmq_factory, front, back)
+    (front if closing == "frontend" else back).shutdown()
+    assert front.closed and back.closed

@@ -14,7 +14,9 @@ from collections import deque
 from collections.abc import Iterable
 
 import zmq
+from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from txzmq2.connection import Message, ZmqConnection
 from txzmq2.endpoint import ZmqEndpoint
@@ -88,6 +90,9 @@ class ZmqProxy:
         backend.registerProducer(frontend, True)
         if kind != "streamer":
             frontend.registerProducer(backend, True)
+        else:
+            # Nothing flows back to a PULL frontend, but its end must still end the backend.
+            frontend.registerProducer(_ShutdownWith(backend), True)
 
     def _fromFrontend(self, message: Message) -> None:
         self._forward(message, self.backend)
@@ -115,6 +120,23 @@ class ZmqProxy:
         for connection in (self.frontend, self.backend, self.capture):
             if connection is not None:
                 connection.shutdown()
+
+
+@implementer(IPushProducer)
+class _ShutdownWith:
+    """A producer that only passes a shutdown on: ``stopProducing`` shuts ``connection``."""
+
+    def __init__(self, connection: ZmqConnection) -> None:
+        self.connection = connection
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        self.connection.shutdown()
 
 
 def _packEnvelope(frames: list[bytes]) -> bytes:
