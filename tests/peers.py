@@ -1,5 +1,6 @@
 """
-Reference peers: plain blocking pyzmq sockets run in a thread, reporting to the reactor.
+Reference peers: plain blocking pyzmq sockets run in a thread, reporting to the reactor;
+and a collecting txzmq2 PULL.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
+
+from txzmq2 import ZmqPullConnection
 
 T = TypeVar("T")
 
@@ -56,3 +59,22 @@ def blockingSocket(context: Any, socketType: int, **options: Any) -> Any:
     for name, value in options.items():
         socket.setsockopt(getattr(zmq, name.upper()), value)
     return socket
+
+
+class CollectingPull(ZmqPullConnection):
+    """
+    A txzmq2 PULL that records what it receives (``received``) and fires ``done`` once
+    ``expected`` messages have arrived.
+    """
+
+    expected = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.received: list[list[bytes]] = []
+        self.done: Deferred[None] = Deferred()
+        super().__init__(*args, **kwargs)
+
+    def onPull(self, message: list[bytes]) -> None:
+        self.received.append(message)
+        if len(self.received) == self.expected:
+            self.done.callback(None)

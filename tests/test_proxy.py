@@ -9,7 +9,7 @@ import pytest_twisted
 import zmq
 from twisted.internet.defer import Deferred, DeferredList, gatherResults
 
-from tests.peers import blockingSocket, inThread
+from tests.peers import CollectingPull, blockingSocket, inThread
 from txzmq2 import (
     ZmqConnectionClosed,
     ZmqDealerConnection,
@@ -30,20 +30,6 @@ from txzmq2 import (
 
 bind = ZmqEndpointType.bind
 connect = ZmqEndpointType.connect
-
-
-class Collect(ZmqPullConnection):
-    expected = 0
-
-    def __init__(self, *args, **kwargs):
-        self.received: list[list[bytes]] = []
-        self.done: Deferred[None] = Deferred()
-        super().__init__(*args, **kwargs)
-
-    def onPull(self, message):
-        self.received.append(message)
-        if len(self.received) == self.expected:
-            self.done.callback(None)
 
 
 class NamedServer(ZmqREPConnection):
@@ -114,12 +100,12 @@ async def test_streamer_proxy_forwards_in_order_and_copies_to_capture(zmq_factor
     total = 2_000
     front = ZmqPullConnection(zmq_factory, ZmqEndpoint(bind, zmq_address("inproc")))
     back = ZmqPushConnection(zmq_factory, ZmqEndpoint(bind, zmq_address("inproc")))
-    captureSink = Collect(zmq_factory, ZmqEndpoint(bind, zmq_address("inproc")))
+    captureSink = CollectingPull(zmq_factory, ZmqEndpoint(bind, zmq_address("inproc")))
     captureSink.expected = total
     proxy = ZmqProxy(
         zmq_factory, front, back, capture=ZmqEndpoint(connect, captureSink.lastEndpoint)
     )
-    sink = Collect(zmq_factory, ZmqEndpoint(connect, back.lastEndpoint))
+    sink = CollectingPull(zmq_factory, ZmqEndpoint(connect, back.lastEndpoint))
     sink.expected = total
     source = ZmqPushConnection(zmq_factory, ZmqEndpoint(connect, front.lastEndpoint))
     for n in range(total):
@@ -140,7 +126,7 @@ async def test_proxy_stops_reading_frontend_while_backend_is_backed_up(zmq_facto
     class Tight(ZmqPushConnection):
         sendHighWaterMark = 5
 
-    class TightPull(Collect):
+    class TightPull(CollectingPull):
         recvHighWaterMark = 5
 
     front = TightPull(zmq_factory, ZmqEndpoint(bind, zmq_address("inproc")))

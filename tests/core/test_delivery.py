@@ -15,7 +15,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall, deferLater
 
-from tests.peers import blockingSocket, inThread
+from tests.peers import CollectingPull, blockingSocket, inThread
 from txzmq2 import (
     ZmqDealerConnection,
     ZmqEndpoint,
@@ -29,22 +29,6 @@ from txzmq2 import (
 
 bind = ZmqEndpointType.bind
 connect = ZmqEndpointType.connect
-
-
-class Counter(ZmqPullConnection):
-    """A PULL that records what it receives and fires ``done`` after ``expected`` messages."""
-
-    expected = 0
-
-    def __init__(self, *args, **kwargs):
-        self.received: list[list[bytes]] = []
-        self.done: Deferred[None] = Deferred()
-        super().__init__(*args, **kwargs)
-
-    def onPull(self, message):
-        self.received.append(message)
-        if len(self.received) == self.expected:
-            self.done.callback(None)
 
 
 @pytest_twisted.ensureDeferred
@@ -74,7 +58,7 @@ async def test_sender_that_only_sends_reaches_receiver_that_only_receives(
     zmq_factory, zmq_address, transport
 ):
     total = 20_000
-    pull = Counter(zmq_factory, ZmqEndpoint(bind, zmq_address(transport)))
+    pull = CollectingPull(zmq_factory, ZmqEndpoint(bind, zmq_address(transport)))
     pull.expected = total
     push = ZmqPushConnection(zmq_factory, ZmqEndpoint(connect, pull.lastEndpoint))
     sent = iter(range(total))
@@ -168,7 +152,7 @@ async def test_messages_sent_before_connect_are_read_without_fd_activity(zmq_fac
     sender = blockingSocket(zmq_factory.context, zmq.PUSH)
     sender.bind(address)
     try:
-        pull = Counter(zmq_factory, ZmqEndpoint(connect, address))
+        pull = CollectingPull(zmq_factory, ZmqEndpoint(connect, address))
         pull.expected = 10
         # Sent before the reactor has turned once: no doRead has happened yet.
         for n in range(10):
@@ -226,7 +210,7 @@ async def test_one_read_pass_delivers_at_most_a_batch(zmq_factory, zmq_address):
     perTurn: list[int] = []
     turn = {"count": 0}
 
-    class Pull(Counter):
+    class Pull(CollectingPull):
         readBatchSize = 50
         readBatchSeconds = 60.0
 
