@@ -440,8 +440,8 @@ class ZmqConnection:
                 self._enqueue(frames)
             finally:
                 # The send may have consumed the FD's edge with replies already waiting.
-                if not self._inPass and self._passCall is None:
-                    self._passCall = self._reactor.callLater(0, self._scheduledPass)
+                if not self._inPass:
+                    self._schedulePass()
 
     def _sendFrames(self, frames: list[bytes]) -> None:
         # A multipart message is accepted or refused as a whole at its first frame, so
