@@ -10,6 +10,7 @@ from __future__ import annotations
 from txzmq2.connection import Message, ZmqConnection
 from txzmq2.endpoint import ZmqEndpoint, ZmqEndpointType
 from txzmq2.errors import (
+    RemoteError,
     ZmqConnectionClosed,
     ZmqError,
     ZmqRequestTimeoutError,
@@ -35,6 +36,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Message",
+    "RemoteError",
     "ZmqConnection",
     "ZmqConnectionClosed",
     "ZmqDealerConnection",

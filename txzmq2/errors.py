@@ -5,6 +5,7 @@ Exceptions raised by txzmq2, or delivered as the Failure of a Deferred it handed
 from __future__ import annotations
 
 __all__ = [
+    "RemoteError",
     "ZmqConnectionClosed",
     "ZmqError",
     "ZmqRequestTimeoutError",
@@ -58,3 +59,25 @@ class ZmqUnknownRequestError(ZmqError, KeyError):
     def __str__(self) -> str:
         # KeyError quotes its argument; keep the plain message.
         return str(self.args[0]) if self.args else ""
+
+
+class RemoteError(ZmqError):
+    """
+    A remote call failed on the other side: the method raised, or the call itself was refused.
+
+    :ivar remoteType: what went wrong: the class name of the exception the remote method
+        raised, or one of the refusals documented in ``docs/rpc.md`` (``NoSuchMethod``,
+        ``BadArguments``, ...).
+    :ivar message: the ``str`` of the remote exception, or the reason for the refusal.
+    :ivar remoteTraceback: the remote traceback text when the server sends tracebacks,
+        else ``None``.
+    """
+
+    def __init__(self, remoteType: str, message: str, remoteTraceback: str | None = None) -> None:
+        super().__init__(remoteType, message)
+        self.remoteType = remoteType
+        self.message = message
+        self.remoteTraceback = remoteTraceback
+
+    def __str__(self) -> str:
+        return f"{self.remoteType}: {self.message}"
