@@ -23,6 +23,7 @@ from twisted.internet.interfaces import IConsumer, IPushProducer, IReadDescripto
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zmq.backend import Socket as _BaseSocket
+from zmq.utils import z85
 from zope.interface import implementer
 
 from txzmq2.endpoint import ZmqEndpoint, ZmqEndpointType
@@ -71,7 +72,26 @@ _SOCKET_OPTIONS: tuple[tuple[str, int], ...] = (
     ("allowLoopbackMulticast", zmq.MULTICAST_LOOP),
     ("multicastRate", zmq.RATE),
     ("immediate", zmq.IMMEDIATE),
+    ("zapDomain", zmq.ZAP_DOMAIN),
 )
+
+
+def _curveKey(key: bytes | str, name: str) -> bytes:
+    """A CURVE key as libzmq takes it: 40 characters of Z85, or 32 raw bytes."""
+    data = key.encode("ascii") if isinstance(key, str) else bytes(key)
+    if len(data) == 40:
+        try:
+            z85.decode(data)
+        except (ValueError, KeyError):
+            raise ValueError(f"{name} is not valid Z85 text") from None
+        return data
+    if len(data) == 32:
+        return data
+    raise ValueError(f"{name} must be 40 characters of Z85 or 32 raw bytes, not {len(data)}")
+
+
+def _utf8(text: str | bytes) -> bytes:
+    return text.encode("utf-8") if isinstance(text, str) else text
 
 
 def _toFrames(message: MessageLike) -> list[bytes]:
@@ -236,6 +256,9 @@ class ZmqConnection:
     allowLoopbackMulticast: int | None = None
     multicastRate: int | None = None
     immediate: int | None = None
+    zapDomain: str | bytes | None = None
+    """ZAP domain for the authenticator (``ZMQ_ZAP_DOMAIN``); with the NULL mechanism, the
+    authenticator is consulted only when one is set."""
 
     readBatchSize: int = 1000
     """Most messages one read pass delivers before yielding to the reactor."""
@@ -275,6 +298,8 @@ class ZmqConnection:
         self._producerStreaming = False
         self._producerPaused = False
         self._pullCall: DelayedCall | None = None
+        # The first frame of the message being delivered, for messageProperty.
+        self._deliveringFrame: zmq.Frame | None = None
         try:
             self._applyOptions()
             self.fd: int = self.socket.get(zmq.FD)
@@ -317,7 +342,7 @@ class ZmqConnection:
         for attribute, option in _SOCKET_OPTIONS:
             value = getattr(self, attribute)
             if value is not None:
-                socket.set(option, value)
+                socket.set(option, _utf8(value) if isinstance(value, str) else value)
         if self.identity is not None:
             socket.set(zmq.ROUTING_ID, self.identity)
         self._applyTypeOptions()
@@ -375,6 +400,103 @@ class ZmqConnection:
             self.socket.set(option, value)
         finally:
             self._schedulePass()
+
+    # -- security ----------------------------------------------------------------------------
+    # libzmq applies a socket's security settings to the binds and connects made after them.
+    # One set later would leave earlier endpoints unprotected while looking configured, so
+    # these refuse to run once an endpoint exists.
+
+    def useCurveServer(
+        self, publicKey: bytes | str, secretKey: bytes | str, zapDomain: str | None = None
+    ) -> None:
+        """
+        Serve CURVE: peers must be CURVE clients knowing ``publicKey``; traffic is encrypted.
+        Call before :meth:`addEndpoints`. Which clients get in is the ZAP handler's call
+        (:class:`~txzmq2.auth.ZmqAuthenticator`); without one, every CURVE client does.
+
+        :param publicKey: this server's public key (Z85 text or 32 raw bytes).
+        :param secretKey: this server's secret key (Z85 text or 32 raw bytes).
+        :param zapDomain: the ZAP domain the authenticator sees (default: none, ``"*"``
+            rules apply).
+        :raises ValueError: for a malformed key.
+        :raises RuntimeError: once an endpoint has been bound or connected.
+        """
+        self._setSecurity(
+            (zmq.CURVE_SERVER, 1),
+            (zmq.CURVE_PUBLICKEY, _curveKey(publicKey, "publicKey")),
+            (zmq.CURVE_SECRETKEY, _curveKey(secretKey, "secretKey")),
+            zapDomain=zapDomain,
+        )
+
+    def useCurveClient(
+        self, publicKey: bytes | str, secretKey: bytes | str, serverKey: bytes | str
+    ) -> None:
+        """
+        Talk CURVE to servers whose public key is ``serverKey``. Call before
+        :meth:`addEndpoints`.
+
+        :param publicKey: this client's public key (Z85 text or 32 raw bytes).
+        :param secretKey: this client's secret key (Z85 text or 32 raw bytes).
+        :param serverKey: the server's public key; a server with another key is refused.
+        :raises ValueError: for a malformed key.
+        :raises RuntimeError: once an endpoint has been bound or connected.
+        """
+        self._setSecurity(
+            (zmq.CURVE_PUBLICKEY, _curveKey(publicKey, "publicKey")),
+            (zmq.CURVE_SECRETKEY, _curveKey(secretKey, "secretKey")),
+            (zmq.CURVE_SERVERKEY, _curveKey(serverKey, "serverKey")),
+        )
+
+    def usePlainServer(self, zapDomain: str | None = None) -> None:
+        """
+        Accept PLAIN (user name and password, sent in clear) clients. Call before
+        :meth:`addEndpoints`. The passwords are checked by the ZAP handler
+        (:class:`~txzmq2.auth.ZmqAuthenticator`); without one, libzmq accepts every client.
+
+        :raises RuntimeError: once an endpoint has been bound or connected.
+        """
+        self._setSecurity((zmq.PLAIN_SERVER, 1), zapDomain=zapDomain)
+
+    def usePlainClient(self, username: str | bytes, password: str | bytes) -> None:
+        """
+        Log in to PLAIN servers as ``username``. Call before :meth:`addEndpoints`.
+
+        :raises RuntimeError: once an endpoint has been bound or connected.
+        """
+        self._setSecurity(
+            (zmq.PLAIN_USERNAME, _utf8(username)), (zmq.PLAIN_PASSWORD, _utf8(password))
+        )
+
+    def _setSecurity(
+        self, *options: tuple[int, int | bytes], zapDomain: str | None = None
+    ) -> None:
+        self._checkOpen()
+        if self.endpoints:
+            raise RuntimeError(
+                f"{self!r}: security must be set up before the first bind or connect"
+            )
+        if zapDomain is not None:
+            options += ((zmq.ZAP_DOMAIN, _utf8(zapDomain)),)
+        for option, value in options:
+            self.setSocketOption(option, value)
+
+    def messageProperty(self, name: str) -> str | None:
+        """
+        A metadata property of the message being delivered right now: call it from
+        ``gotMessage`` (or ``messageReceived``), before returning. ``"User-Id"`` is the
+        identity the ZAP handler gave an authenticated peer (a PLAIN user name, a CURVE
+        key); ``"Peer-Address"`` the peer's IP address; ``"Socket-Type"`` its type.
+
+        :return: the property's value, or ``None`` when the message has no such property or
+            no message is being delivered.
+        """
+        frame = self._deliveringFrame
+        if frame is None:
+            return None
+        try:
+            return cast(str, frame.get(name))
+        except zmq.ZMQError:
+            return None
 
     # -- socket events -----------------------------------------------------------------------
 
@@ -650,6 +772,7 @@ class ZmqConnection:
             return
         finally:
             self._inPass = False
+            self._deliveringFrame = None
         if not self._outbound.length:
             self._retryDelay = _RETRY_MIN
         if events & _POLLIN and self.receives and not self._readPaused:
@@ -693,6 +816,7 @@ class ZmqConnection:
             except zmq.Again:
                 return None
             message = [frame.bytes]
+            self._deliveringFrame = frame  # its metadata, for messageProperty
             # The rest of a multipart message is already here: messages arrive whole.
             while frame.more:
                 frame = recv(_NOBLOCK, copy=False)
