@@ -219,7 +219,10 @@ class ZmqAuthenticator:
         peer in: stop servers that rely on it first.
         """
         handler, self._handler = self._handler, None
-        if handler is not None:
+        if handler is not None and not handler.closed:
+            # Closing releases an inproc address later, on libzmq's reaper thread; unbind
+            # now, so that a new handler can bind at once.
+            handler.socket.unbind(ZAP_ENDPOINT)
             handler.shutdown()
 
     def allow(self, *addresses: str) -> None:

@@ -78,7 +78,10 @@ _SOCKET_OPTIONS: tuple[tuple[str, int], ...] = (
 
 def _curveKey(key: bytes | str, name: str) -> bytes:
     """A CURVE key as libzmq takes it: 40 characters of Z85, or 32 raw bytes."""
-    data = key.encode("ascii") if isinstance(key, str) else bytes(key)
+    try:
+        data = key.encode("ascii") if isinstance(key, str) else bytes(key)
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} is not valid Z85 text") from None
     if len(data) == 40:
         try:
             z85.decode(data)

@@ -1,0 +1,106 @@
+"""
+Shared set-up of the security tests: a started authenticator, key pairs, a recording
+server and clients whose security is configured before they connect.
+
+Every refusal is observed twice: the server's monitor reports the handshake failure, and the
+application saw nothing from the refused peer. Then a trusted client is served, which shows
+the server survived the refusal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+import pytest
+import zmq
+
+from txzmq2 import (
+    ZmqConnection,
+    ZmqEndpoint,
+    ZmqEndpointType,
+    ZmqFactory,
+    ZmqREPConnection,
+    ZmqREQConnection,
+)
+from txzmq2.auth import ZmqAuthenticator
+from txzmq2.monitor import HANDSHAKE_FAILURES, ZmqSocketMonitor
+
+WAIT = 5.0
+"""Seconds any single expected event may take before the test fails."""
+
+pytestmark = pytest.mark.skipif(not zmq.has("curve"), reason="libzmq was built without CURVE")
+
+
+class KeyPair(NamedTuple):
+    public: bytes
+    secret: bytes
+
+
+def keyPair() -> KeyPair:
+    return KeyPair(*zmq.curve_keypair())
+
+
+class RecordingServer(ZmqREPConnection):
+    """Answers every request with the peer's User-Id and the request, and keeps a record."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.requests: list[tuple[str | None, tuple[bytes, ...]]] = []
+        super().__init__(*args, **kwargs)
+
+    def handleRequest(self, *parts: bytes) -> list[bytes]:
+        userId = self.messageProperty("User-Id")
+        self.requests.append((userId, parts))
+        return [(userId or "").encode(), *parts]
+
+
+class Client(ZmqREQConnection):
+    defaultRequestTimeout = WAIT
+
+
+class Server(NamedTuple):
+    connection: RecordingServer
+    failures: ZmqSocketMonitor
+    address: str
+
+
+Configure = Callable[[ZmqConnection], object]
+
+
+def noSecurity(connection: ZmqConnection) -> None:
+    """The NULL mechanism: nothing to configure."""
+
+
+@pytest.fixture
+def authenticator(zmq_factory: ZmqFactory) -> Iterator[ZmqAuthenticator]:
+    """A started ZAP handler on the test's factory (it stops with the factory)."""
+    authenticator = ZmqAuthenticator(zmq_factory)
+    authenticator.start()
+    yield authenticator
+
+
+@pytest.fixture
+def startServer(zmq_factory: ZmqFactory) -> Callable[..., Server]:
+    """Starts a RecordingServer set up by ``configure`` and bound to tcp loopback."""
+
+    def start(configure: Configure, address: str = "tcp://127.0.0.1:*") -> Server:
+        connection = RecordingServer(zmq_factory)
+        configure(connection)
+        failures = connection.monitor(HANDSHAKE_FAILURES)
+        connection.addEndpoints([ZmqEndpoint(ZmqEndpointType.bind, address)])
+        return Server(connection, failures, connection.lastEndpoint)
+
+    return start
+
+
+@pytest.fixture
+def connectClient(zmq_factory: ZmqFactory) -> Callable[..., Client]:
+    """Connects a Client set up by ``configure`` to ``address``."""
+
+    def connect(address: str, configure: Configure = noSecurity) -> Client:
+        client = Client(zmq_factory)
+        configure(client)
+        client.addEndpoints([ZmqEndpoint(ZmqEndpointType.connect, address)])
+        return client
+
+    return connect
