@@ -10,10 +10,11 @@ between) returns everything up to and including the empty delimiter untouched, s
 from __future__ import annotations
 
 import os
+from inspect import iscoroutine
 from typing import TYPE_CHECKING, Any
 
 import zmq
-from twisted.internet.defer import CancelledError, Deferred, fail, maybeDeferred
+from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.python.failure import Failure
 
 from txzmq2.connection import Frame, Message, ZmqConnection, _toFrames
@@ -236,9 +237,19 @@ class ZmqREPConnection(ZmqConnection):
         :meth:`reply`. The default passes the frames to :meth:`handleRequest` and replies
         with what it returns.
         """
-        result: Deferred[Any] = maybeDeferred(self.handleRequest, *messageParts)
-        result.addCallback(self._replyWith, messageId)
-        result.addErrback(self._handlerFailed, messageId)
+        try:
+            result = self.handleRequest(*messageParts)
+            if isinstance(result, Deferred) or iscoroutine(result):
+                pending: Deferred[Any] = (
+                    result if isinstance(result, Deferred) else Deferred.fromCoroutine(result)
+                )
+                pending.addCallback(self._replyWith, messageId)
+                pending.addErrback(self._handlerFailed, messageId)
+                return
+            # A plain value: reply now, without a Deferred (the common, hot case).
+            self._replyWith(result, messageId)
+        except Exception:
+            self._handlerFailed(None, messageId)
 
     def handleRequest(self, *messageParts: bytes) -> Any:
         """
@@ -259,9 +270,10 @@ class ZmqREPConnection(ZmqConnection):
         except ZmqUnknownRequestError:
             self._log.warn("{connection}: reply to a forgotten request dropped", connection=self)
 
-    def _handlerFailed(self, failure: Failure, messageId: bytes) -> None:
+    def _handlerFailed(self, failure: Failure | None, messageId: bytes) -> None:
+        """Forget the request and log why; ``None`` means the exception being handled."""
         self._envelopes.pop(messageId, None)
-        if not isinstance(failure.value, CancelledError):
+        if failure is None or not isinstance(failure.value, CancelledError):
             self._log.failure(
                 "{connection}: request handler failed; request dropped",
                 failure,

@@ -434,6 +434,18 @@ async def test_failing_handleRequest_is_logged_and_next_request_served(serve, lo
 
 
 @pytest_twisted.ensureDeferred
+async def test_unusable_handleRequest_result_is_logged_and_request_forgotten(serve, logged):
+    class ReturnsNothing(ZmqREPConnection):
+        def handleRequest(self, *messageParts: bytes) -> Any:
+            return None if messageParts == (b"boom",) else list(messageParts)
+
+    client, server = serve(ReturnsNothing)
+    await boomThenOk(client)
+    assert [failure.type for failure in failuresIn(logged)] == [TypeError]
+    assert server.pendingRequests == 0
+
+
+@pytest_twisted.ensureDeferred
 async def test_exception_in_gotMessage_is_logged_and_next_message_delivered(serve, logged):
     class Fragile(ZmqREPConnection):
         def gotMessage(self, messageId: bytes, *messageParts: bytes) -> None:
