@@ -31,12 +31,17 @@ async def publishAfterSubscription(factory: ZmqFactory, addresses: AddressFactor
 
     pub = ZmqPubConnection(factory, ZmqEndpoint(ZmqEndpointType.bind, addresses("tcp")))
     sub = Sub(factory, ZmqEndpoint(ZmqEndpointType.connect, pub.lastEndpoint))
-    sub.subscribe(b"")
-    await waitForSubscription(pub, sub)
-    for n in range(3):
-        pub.publish(b"%d" % n, b"news")
-    pub.publish(b"last", b"news")
-    await done
+    try:
+        sub.subscribe(b"")
+        await waitForSubscription(pub, sub)
+        for n in range(3):
+            pub.publish(b"%d" % n, b"news")
+        pub.publish(b"last", b"news")
+        await done
+    finally:
+        # The test helpers check that a test closes what it opened.
+        sub.shutdown()
+        pub.shutdown()
     return received
 
 

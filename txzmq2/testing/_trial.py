@@ -8,8 +8,8 @@ from twisted.internet.defer import Deferred
 from twisted.trial import unittest
 
 from txzmq2.factory import ZmqFactory
-from txzmq2.reqrep import ZmqREQConnection
 from txzmq2.testing._addresses import AddressFactory
+from txzmq2.testing._checks import leftovers
 
 __all__ = ["ZmqTestCase"]
 
@@ -18,12 +18,15 @@ class ZmqTestCase(unittest.TestCase):
     """
     A ``twisted.trial`` test case giving each test ``self.zmqFactory`` (a factory on the
     global reactor) and ``self.zmqAddress(transport)`` (fresh inproc, ipc or tcp-loopback
-    addresses). After the test the factory is shut down (every connection closed, the
-    context terminated, waited for) and the test fails if a request was left pending.
+    addresses). After the test (and after its own cleanups) the factory is shut down (every
+    connection closed, the context terminated, waited for), and the test fails if a request
+    was left pending or, unless ``allowOpenConnections`` is set, a connection left open.
     """
 
     zmqFactory: ZmqFactory
     zmqAddress: AddressFactory
+    allowOpenConnections: bool = False
+    """Set on a test case class to let its tests end with connections still open."""
 
     def setUp(self) -> Any:
         from twisted.internet import reactor
@@ -31,20 +34,17 @@ class ZmqTestCase(unittest.TestCase):
         result = super().setUp()
         self.zmqFactory = ZmqFactory(reactor)
         self.zmqAddress = AddressFactory()
+        # Registered first, so it runs after every cleanup the test adds.
         self.addCleanup(self._shutDownZmq)
         return result
 
     def _shutDownZmq(self) -> Deferred[None]:
-        pending = {
-            repr(connection): connection.pendingRequests
-            for connection in self.zmqFactory.connections
-            if isinstance(connection, ZmqREQConnection) and connection.pendingRequests
-        }
+        problems = leftovers(self.zmqFactory, openConnections=not self.allowOpenConnections)
         done = self.zmqFactory.shutdown()
 
         def check(_: None) -> None:
             self.zmqAddress.cleanup()
-            if pending:
-                self.fail(f"test left requests pending: {pending}")
+            if problems:
+                self.fail(problems)
 
         return done.addCallback(check)
