@@ -104,8 +104,17 @@ def test_example_runs_to_completion_and_prints_its_story(name: str) -> None:
     assertOutput(result.stdout, EXPECTED[name])
 
 
-def test_every_example_is_run_by_this_module() -> None:
-    assert {path.name for path in EXAMPLES.glob("*.py")} == set(EXPECTED)
+# Examples whose feature has a test directory of its own are run there.
+RUN_ELSEWHERE = {
+    "secure_service.py": "tests/security/test_secure_example.py",
+}
+
+
+def test_every_example_is_run_by_a_test() -> None:
+    assert {path.name for path in EXAMPLES.glob("*.py")} == set(EXPECTED) | set(RUN_ELSEWHERE)
+    root = EXAMPLES.parent
+    for name, testFile in RUN_ELSEWHERE.items():
+        assert name in (root / testFile).read_text(), f"{testFile} does not run {name}"
 
 
 def test_hello_server_and_client_talk_as_two_programs() -> None:

@@ -71,22 +71,35 @@ class _ReplySlot:
 
 
 class _LogBridge:
-    """pyzmq's policy logs with ``logging``'s %-style calls; send them to twisted.logger."""
+    """
+    pyzmq's policy logs with ``logging``'s %-style calls; send them to twisted.logger, with
+    passwords blanked out (pyzmq logs each accepted PLAIN password at debug level).
+    """
 
     def __init__(self, log: Logger) -> None:
         self._log = log
 
+    @staticmethod
+    def _format(text: str, args: tuple[Any, ...]) -> str:
+        if not args:
+            return text
+        if "password=%s" in text:
+            # The placeholders before it are all %s or %r in pyzmq's messages: count them.
+            position = text[: text.index("password=%s")].count("%")
+            args = (*args[:position], "<hidden>", *args[position + 1 :])
+        return text % args
+
     def debug(self, text: str, *args: Any) -> None:
-        self._log.debug("ZAP: {text}", text=text % args if args else text)
+        self._log.debug("ZAP: {text}", text=self._format(text, args))
 
     def info(self, text: str, *args: Any) -> None:
-        self._log.info("ZAP: {text}", text=text % args if args else text)
+        self._log.info("ZAP: {text}", text=self._format(text, args))
 
     def warning(self, text: str, *args: Any) -> None:
-        self._log.warn("ZAP: {text}", text=text % args if args else text)
+        self._log.warn("ZAP: {text}", text=self._format(text, args))
 
     def error(self, text: str, *args: Any) -> None:
-        self._log.error("ZAP: {text}", text=text % args if args else text)
+        self._log.error("ZAP: {text}", text=self._format(text, args))
 
 
 class _Policy(Authenticator):
@@ -216,7 +229,7 @@ class ZmqAuthenticator:
     def stop(self) -> None:
         """
         Stop answering and unbind. From then on libzmq, finding no handler, lets every
-        peer in: stop servers that rely on it first.
+        NULL and CURVE peer in (and refuses PLAIN ones): stop servers that rely on it first.
         """
         handler, self._handler = self._handler, None
         if handler is not None and not handler.closed:

@@ -249,7 +249,8 @@ class ZmqConnection:
     sendHighWaterMark: int | None = None
     recvHighWaterMark: int | None = None
     maxMessageSize: int | None = None
-    """``ZMQ_MAXMSGSIZE`` in bytes: a peer sending a bigger message is disconnected."""
+    """``ZMQ_MAXMSGSIZE`` in bytes: a peer sending a bigger *frame* is disconnected (the
+    limit is per frame, and inproc peers are not checked)."""
     tcpKeepalive: int | None = None
     tcpKeepaliveCount: int | None = None
     tcpKeepaliveIdle: int | None = None
@@ -454,7 +455,7 @@ class ZmqConnection:
         """
         Accept PLAIN (user name and password, sent in clear) clients. Call before
         :meth:`addEndpoints`. The passwords are checked by the ZAP handler
-        (:class:`~txzmq2.auth.ZmqAuthenticator`); without one, libzmq accepts every client.
+        (:class:`~txzmq2.auth.ZmqAuthenticator`); without one, libzmq refuses every client.
 
         :raises RuntimeError: once an endpoint has been bound or connected.
         """
@@ -820,9 +821,15 @@ class ZmqConnection:
                 return None
             message = [frame.bytes]
             self._deliveringFrame = frame  # its metadata, for messageProperty
-            # The rest of a multipart message is already here: messages arrive whole.
+            # The rest of a multipart message is already here: messages arrive whole...
             while frame.more:
-                frame = recv(_NOBLOCK, copy=False)
+                try:
+                    frame = recv(_NOBLOCK, copy=False)
+                except zmq.Again:
+                    # ...except upstream at an XPUB, which may hand over a frame flagged
+                    # "more" and then drop the next one (a subscription it filters out).
+                    # The message ends here; what follows is the next one.
+                    break
                 message.append(frame.bytes)
             count += 1
             try:

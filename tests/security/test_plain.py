@@ -105,3 +105,24 @@ async def test_passwords_apply_to_their_zap_domain_only(authenticator, startServ
         zmq.EVENT_HANDSHAKE_FAILED_AUTH,
         400,
     )
+
+
+@pytest_twisted.ensureDeferred
+async def test_passwords_never_reach_the_log(authenticator, startServer, connectClient):
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    logged: list[str] = []
+
+    def observe(event: dict) -> None:
+        logged.append(formatEvent(event))
+
+    authenticator.configurePlain(passwords={"admin": "hunter2-secret"})
+    server = startServer(plainServer())
+    globalLogPublisher.addObserver(observe)
+    try:
+        client = connectClient(server.address, plainClient("admin", "hunter2-secret"))
+        assert await client.sendMsg(b"hello", timeout=WAIT) == [b"admin", b"hello"]
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert any("ALLOWED (PLAIN)" in line and "admin" in line for line in logged)
+    assert not [line for line in logged if "hunter2" in line]
