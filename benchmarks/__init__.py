@@ -11,6 +11,8 @@ the options. Layout:
 - :mod:`benchmarks.peer`: the far side of a measurement in a process of its own.
 - :mod:`benchmarks.report`: the markdown table, JSON lines and latency plot.
 - :mod:`benchmarks.runner`: the command line.
+- :mod:`benchmarks.soak`: request-replies through a broker, checking memory and bookkeeping
+  stay flat (``python -m benchmarks.soak``).
 
 Results on one machine, and the project's targets, are in ``docs/performance.md``.
 """

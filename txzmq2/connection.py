@@ -72,6 +72,9 @@ _SOCKET_OPTIONS: tuple[tuple[str, int], ...] = (
     ("allowLoopbackMulticast", zmq.MULTICAST_LOOP),
     ("multicastRate", zmq.RATE),
     ("immediate", zmq.IMMEDIATE),
+    ("heartbeatInterval", zmq.HEARTBEAT_IVL),
+    ("heartbeatTimeout", zmq.HEARTBEAT_TIMEOUT),
+    ("heartbeatTtl", zmq.HEARTBEAT_TTL),
     ("zapDomain", zmq.ZAP_DOMAIN),
 )
 
@@ -260,6 +263,14 @@ class ZmqConnection:
     allowLoopbackMulticast: int | None = None
     multicastRate: int | None = None
     immediate: int | None = None
+    heartbeatInterval: int | None = None
+    """Milliseconds between ZMTP heartbeats (``ZMQ_HEARTBEAT_IVL``). A cut link does not end
+    a TCP connection for minutes; heartbeats notice a silent peer and disconnect it."""
+    heartbeatTimeout: int | None = None
+    """Milliseconds without traffic after a heartbeat before the peer counts as gone
+    (``ZMQ_HEARTBEAT_TIMEOUT``; libzmq's default: the interval)."""
+    heartbeatTtl: int | None = None
+    """Milliseconds the *peer* should wait for our heartbeats (``ZMQ_HEARTBEAT_TTL``)."""
     zapDomain: str | bytes | None = None
     """ZAP domain for the authenticator (``ZMQ_ZAP_DOMAIN``); with the NULL mechanism, the
     authenticator is consulted only when one is set."""
