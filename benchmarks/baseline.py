@@ -4,7 +4,9 @@ pyzmq program would be, with the far side in a second thread (``inprocess``) or 
 process (``subprocess``).
 
 Sequential requests use REQ/REP; pipelined ones DEALER/ROUTER with the same envelope
-txzmq2 sends (``[id, b"", payload]``). Every blocking call has a receive or send timeout, so
+txzmq2 sends (``[id, b"", payload]``). The RPC cases send the same calls as
+``txzmq2.rpc`` does (its wire format, msgpack) and decode, dispatch and encode them as a
+plain pyzmq RPC server would. Every blocking call has a receive or send timeout, so
 every loop ends within the case's time bound.
 """
 
@@ -16,11 +18,17 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
+import msgpack
 import zmq
 
 from benchmarks.common import IDLE_END, Measurement, PeerProcess, Spec, summarise
 
 __all__ = ["measure", "runServerSide"]
+
+# The RPC cases speak txzmq2's RPC wire format (docs/rpc.md), msgpack bodies.
+RPC_CALL = b"txzmq2-rpc/1 call msgpack"
+RPC_REPLY = b"txzmq2-rpc/1 reply msgpack"
+_SERVICE: dict[str, Callable[..., Any]] = {"echo": lambda data: data}
 
 POLL_MS = 100
 CONNECT_TIMEOUT = 10.0
@@ -57,9 +65,10 @@ def runServerSide(
         socket.bind(spec.bindAddress())
         ready(socket.get_string(zmq.LAST_ENDPOINT))
         if kind in ("sequential", "pipelined"):
+            answer = _answerCall if spec.rpc else _echo
             while not stop.is_set():
                 try:
-                    socket.send_multipart(socket.recv_multipart())
+                    socket.send_multipart(answer(socket.recv_multipart()))
                 except zmq.Again:
                     continue
             return
@@ -84,6 +93,33 @@ def runServerSide(
         socket.close()
 
 
+def _echo(frames: list[bytes]) -> list[bytes]:
+    return frames
+
+
+def _answerCall(frames: list[bytes]) -> list[bytes]:
+    """An RPC call as a blocking pyzmq server would answer it: decode, dispatch, encode."""
+    envelope, header, payload = frames[:-2], frames[-2], frames[-1]
+    if header != RPC_CALL:
+        raise ValueError(f"not an RPC call: {header!r}")
+    method, args, kwargs = msgpack.unpackb(payload)
+    return [*envelope, RPC_REPLY, msgpack.packb(_SERVICE[method](*args, **kwargs))]
+
+
+def _callFrames(payload: bytes) -> list[bytes]:
+    return [RPC_CALL, msgpack.packb(["echo", [payload], {}])]
+
+
+def _plainFrames(payload: bytes) -> list[bytes]:
+    return [payload]
+
+
+def _callResult(frames: list[bytes]) -> Any:
+    if frames[0] != RPC_REPLY:
+        raise ValueError(f"not an RPC reply: {frames[0]!r}")
+    return msgpack.unpackb(frames[1])
+
+
 def _connect(socket: zmq.Socket[bytes], address: str) -> None:
     """Connect and block until the handshake with the peer is done (pyzmq's monitor)."""
     # The monitor first: on loopback the handshake can finish before the next statement.
@@ -102,15 +138,26 @@ def _requests(socket: zmq.Socket[bytes], spec: Spec) -> tuple[int, list[float], 
     payload = b"x" * spec.size
     latencies: list[float] = []
     deadline = perf_counter() + spec.timeout
+    frames = _callFrames if spec.rpc else _plainFrames
     if spec.kind == "sequential":
+        if spec.rpc:
+
+            def exchange(payload: bytes) -> None:
+                socket.send_multipart(_callFrames(payload))
+                _callResult(socket.recv_multipart())
+
+        else:
+
+            def exchange(payload: bytes) -> None:
+                socket.send(payload)
+                socket.recv()
+
         for _ in range(WARM_UP):
-            socket.send(b"warm-up")
-            socket.recv()
+            exchange(b"warm-up")
         for _ in range(spec.count):
             started = perf_counter()
-            socket.send(payload)
             try:
-                socket.recv()
+                exchange(payload)
             except zmq.Again:
                 return len(latencies), latencies, True
             latencies.append(perf_counter() - started)
@@ -126,10 +173,10 @@ def _requests(socket: zmq.Socket[bytes], spec: Spec) -> tuple[int, list[float], 
         issued += 1
         requestId = issued.to_bytes(8, "big")
         sentAt[requestId] = perf_counter()
-        socket.send_multipart([requestId, b"", payload])
+        socket.send_multipart([requestId, b"", *frames(payload)])
 
     for _ in range(WARM_UP):
-        socket.send_multipart([b"warm-up", b"", b"warm-up"])
+        socket.send_multipart([b"warm-up", b"", *frames(b"warm-up")])
         socket.recv_multipart()
     for _ in range(min(spec.inflight, spec.count)):
         issue()
@@ -138,6 +185,8 @@ def _requests(socket: zmq.Socket[bytes], spec: Spec) -> tuple[int, list[float], 
             reply = socket.recv_multipart()
         except zmq.Again:
             return len(latencies), latencies, True
+        if spec.rpc:
+            _callResult(reply[2:])
         latencies.append(perf_counter() - sentAt.pop(reply[0]))
         if issued < spec.count:
             issue()

@@ -33,11 +33,13 @@ from txzmq2 import (
     ZmqREQConnection,
     ZmqSubConnection,
 )
+from txzmq2.rpc import RPCClient, RPCServer, expose
 from txzmq2.testing import waitForSubscription
 
 __all__ = [
     "BurstSender",
     "EchoServer",
+    "EchoService",
     "StallMonitor",
     "measure",
     "startServerSide",
@@ -84,6 +86,14 @@ class EchoServer(ZmqREPConnection):
 
     def handleRequest(self, *parts: bytes) -> tuple[bytes, ...]:
         return parts
+
+
+class EchoService:
+    """What the RPC cases call: ``echo`` answers with its argument."""
+
+    @expose
+    def echo(self, data: bytes) -> bytes:
+        return data
 
 
 @implementer(IPushProducer)
@@ -202,6 +212,8 @@ def startServerSide(factory: ZmqFactory, spec: Spec) -> tuple[ZmqConnection, Bur
     payload = b"x" * spec.size
     reactor = factory.reactor
     if spec.kind in ("sequential", "pipelined"):
+        if spec.rpc:
+            return RPCServer(factory, bind, EchoService()), None
         return EchoServer(factory, bind), None
     if spec.kind == "push_pull":
         push = ZmqPushConnection(factory, bind)
@@ -212,10 +224,19 @@ def startServerSide(factory: ZmqFactory, spec: Spec) -> tuple[ZmqConnection, Bur
     )
 
 
+def _requester(client: ZmqREQConnection) -> Callable[[bytes], Deferred[Any]]:
+    """How one request is made: ``sendMsg``, or an RPC call of ``echo``."""
+    if isinstance(client, RPCClient):
+        callRemote = client.callRemote
+        return lambda payload: callRemote("echo", payload)
+    return client.sendMsg
+
+
 async def _requests(
     reactor: Any, client: ZmqREQConnection, spec: Spec
 ) -> tuple[int, list[float], bool]:
     """Run the request-reply loop: one at a time, or ``spec.inflight`` outstanding."""
+    request = _requester(client)
     payload = b"x" * spec.size
     latencies: list[float] = []
     deadline = perf_counter() + spec.timeout
@@ -226,7 +247,7 @@ async def _requests(
             for _ in range(spec.count):
                 started = perf_counter()
                 try:
-                    await client.sendMsg(payload)
+                    await request(payload)
                 except ZmqConnectionClosed:
                     return len(latencies), latencies, True
                 latencies.append(perf_counter() - started)
@@ -242,9 +263,9 @@ async def _requests(
             nonlocal issued
             issued += 1
             started = perf_counter()
-            client.sendMsg(payload).addCallbacks(answered, lost, (started,))
+            request(payload).addCallbacks(answered, lost, (started,))
 
-        def answered(_: Message, started: float) -> None:
+        def answered(_: object, started: float) -> None:
             latencies.append(perf_counter() - started)
             if issued < spec.count:
                 issue()
@@ -289,10 +310,11 @@ async def _run(reactor: Any, spec: Spec) -> Measurement:
 
         latencies: list[float] | None = None
         if spec.kind in ("sequential", "pipelined"):
-            client = ZmqREQConnection(factory, connect)
+            client = (RPCClient if spec.rpc else ZmqREQConnection)(factory, connect)
             await client.whenConnected(CONNECT_TIMEOUT)
+            warmUp = _requester(client)
             for _ in range(WARM_UP):
-                await client.sendMsg(b"warm-up")
+                await warmUp(b"warm-up")
             stall.start()
             started = perf_counter()
             completed, latencies, timedOut = await _requests(reactor, client, spec)

@@ -60,6 +60,8 @@ class Case:
     quickCount: int
     size: int
     inflight: int = 1
+    rpc: bool = False
+    """Request-reply cases only: calls through ``txzmq2.rpc`` (msgpack), not raw frames."""
     description: str = ""
 
 
@@ -81,6 +83,25 @@ CASES: tuple[Case, ...] = (
         inflight=100,
         description="requests with 100 outstanding (pyzmq: DEALER/ROUTER)",
     ),
+    Case(
+        "rpc_sequential",
+        "sequential",
+        10_000,
+        300,
+        64,
+        rpc=True,
+        description="RPC calls (msgpack), one at a time (pyzmq: REQ/REP, same wire format)",
+    ),
+    Case(
+        "rpc_pipelined",
+        "pipelined",
+        50_000,
+        2_000,
+        64,
+        inflight=100,
+        rpc=True,
+        description="RPC calls with 100 outstanding (pyzmq: DEALER/ROUTER, same wire format)",
+    ),
     Case("push_pull_100B", "push_pull", 200_000, 10_000, 100, description="PUSH/PULL one-way"),
     Case("push_pull_64KiB", "push_pull", 20_000, 500, 65_536, description="PUSH/PULL one-way"),
     Case("pub_sub_100B", "pub_sub", 200_000, 10_000, 100, description="PUB/SUB one-way"),
@@ -101,6 +122,7 @@ class Spec:
     inflight: int
     timeout: float
     ipcDir: str
+    rpc: bool = False
 
     def bindAddress(self) -> str:
         """Where the bound side binds: an OS-chosen loopback port, or a socket file."""

@@ -162,6 +162,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m benchmarks") 
                             count=case.quickCount if args.quick else case.count,
                             size=case.size,
                             inflight=case.inflight,
+                            rpc=case.rpc,
                             timeout=timeout,
                             ipcDir=ipcDir,
                         )

@@ -54,6 +54,19 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"twisted reactor: {type(reactor).__module__}.{type(reactor).__name__}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _pyzmqGarbageCollector() -> None:
+    """
+    pyzmq sends frames of 64 KiB or more without copying them, and the first such send
+    starts a thread that lives as long as the process (its "garbage collector"). Started
+    before any test, it is not taken for a thread some test left behind.
+    """
+    from zmq.utils.garbage import gc
+
+    if not gc.is_alive():
+        gc.start()
+
+
 @pytest.fixture(autouse=True)
 def _noLeaks() -> Iterator[None]:
     """Every test leaves no delayed call and no thread behind."""

@@ -107,6 +107,7 @@ def test_example_runs_to_completion_and_prints_its_story(name: str) -> None:
 # Examples whose feature has a test directory of its own are run there.
 RUN_ELSEWHERE = {
     "mdp_demo.py": "tests/mdp/test_example.py",
+    "rpc_service.py": "tests/rpc/test_example.py",
     "secure_service.py": "tests/security/test_secure_example.py",
 }
 

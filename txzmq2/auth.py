@@ -152,7 +152,7 @@ class _ZapHandler(ZmqREPConnection):
             return
         if reply is None:
             # Too short to carry a request id: nothing to answer (pyzmq logged it).
-            self._envelopes.pop(messageId, None)
+            self.forget(messageId)
             return
         self.reply(messageId, *reply)
 
@@ -169,7 +169,7 @@ class _ZapHandler(ZmqREPConnection):
             status, text = b"500", b"Internal error"
             self._log.failure("ZAP: authentication failed with an error; peer refused", failure)
         if len(frames) < 2:
-            self._envelopes.pop(messageId, None)
+            self.forget(messageId)
             return
         # Refuse rather than leave the peer's handshake waiting on us.
         self.reply(messageId, *_zapReply(frames[1], status, text))

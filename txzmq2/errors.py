@@ -8,7 +8,9 @@ __all__ = [
     "RemoteError",
     "ZmqConnectionClosed",
     "ZmqError",
+    "ZmqProtocolError",
     "ZmqRequestTimeoutError",
+    "ZmqSerializationError",
     "ZmqTimeoutError",
     "ZmqUnknownRequestError",
     "ZmqUnroutableError",
@@ -81,3 +83,20 @@ class RemoteError(ZmqError):
 
     def __str__(self) -> str:
         return f"{self.remoteType}: {self.message}"
+
+
+class ZmqSerializationError(ZmqError):
+    """
+    A value could not be encoded by the RPC serializer (msgpack or JSON): an argument of
+    ``RPCClient.callRemote`` or ``notify``, raised or failed on the side that produced it.
+    A server whose method returns such a value answers with a ``RemoteError`` of type
+    ``UnserializableResult`` instead.
+    """
+
+
+class ZmqProtocolError(ZmqError):
+    """
+    A message broke the RPC wire format described in ``docs/rpc.md``: an ``RPCClient`` got a
+    reply it cannot read (an unknown header or version, an undecodable payload). The call
+    it answered fails with this error.
+    """

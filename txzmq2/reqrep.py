@@ -272,13 +272,22 @@ class ZmqREPConnection(ZmqConnection):
 
     def _handlerFailed(self, failure: Failure | None, messageId: bytes) -> None:
         """Forget the request and log why; ``None`` means the exception being handled."""
-        self._envelopes.pop(messageId, None)
+        self.forget(messageId)
         if failure is None or not isinstance(failure.value, CancelledError):
             self._log.failure(
                 "{connection}: request handler failed; request dropped",
                 failure,
                 connection=self,
             )
+
+    def forget(self, messageId: bytes) -> bool:
+        """
+        Drop the request ``messageId`` without replying: for requests that expect no reply
+        (a notification) or will never get one. Its client, if it waits, times out.
+
+        :return: whether ``messageId`` was an outstanding request.
+        """
+        return self._envelopes.pop(messageId, None) is not None
 
     def reply(self, messageId: bytes, *messageParts: Frame) -> None:
         """
