@@ -149,6 +149,7 @@ def test_default_serializer_is_msgpack(zmq_factory):
 
     client = RPCClient(zmq_factory)
     assert isinstance(client.serializer, MsgpackSerializer)
+    client.shutdown()
 
 
 @pytest_twisted.ensureDeferred

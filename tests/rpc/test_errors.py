@@ -232,6 +232,7 @@ async def test_a_reply_breaking_the_wire_format_fails_with_ZmqProtocolError(
     await fails(client.callRemote("add", 1, 2), ZmqProtocolError)
     assert await client.callRemote("add", 1, 2) == 3  # the next reply is read normally
     await done
+    client.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -247,6 +248,8 @@ async def test_an_error_reply_in_the_other_builtin_serializer_is_read(zmq_factor
     )
     error = await refused(client.callRemote("add", 1, 2), "BadSerializer")
     assert error.message == "this server uses json, not 'msgpack'"
+    client.shutdown()
+    server.shutdown()
 
 
 def test_a_service_without_exposed_methods_is_refused(zmq_factory):

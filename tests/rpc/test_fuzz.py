@@ -132,8 +132,10 @@ def test_any_frames_that_are_not_a_call_are_diagnosed(parts):
 
 
 @pytest.fixture
-def client(zmq_factory) -> RPCClient:
-    return RPCClient(zmq_factory)
+def client(zmq_factory) -> Iterator[RPCClient]:
+    client = RPCClient(zmq_factory)
+    yield client
+    client.shutdown()
 
 
 @settings(fuzz, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -169,6 +171,8 @@ def live(zmq_factory, zmq_address) -> Iterator[tuple[RPCServer, RawPeer, list[di
     globalLogPublisher.addObserver(observe)
     yield server, peer, events
     globalLogPublisher.removeObserver(observe)
+    peer.shutdown()
+    server.shutdown()
 
 
 rounds = count()

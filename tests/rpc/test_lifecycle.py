@@ -207,6 +207,7 @@ def test_maxMessageSize_sets_ZMQ_MAXMSGSIZE(zmq_factory, given, applied):
     server = RPCServer(zmq_factory, None, Calculator(), **given)
     assert server.socket.get(zmq.MAXMSGSIZE) == applied
     assert DEFAULT_MAX_MESSAGE_SIZE == 1024 * 1024
+    server.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -227,3 +228,5 @@ async def test_a_call_over_maxMessageSize_times_out_and_the_server_keeps_serving
     # libzmq dropped the connection; the client reconnects and is served again.
     answer = await client.callRemoteWithOptions("echo", [b"x" * 5_000], timeout=5.0)
     assert answer == [[b"x" * 5_000], {}]
+    client.shutdown()
+    server.shutdown()

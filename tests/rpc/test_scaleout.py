@@ -57,7 +57,7 @@ class Queue:
         self.backend.monitor(zmq.EVENT_HANDSHAKE_SUCCEEDED, self._handshake)
         self.backend.addEndpoints([ZmqEndpoint(ZmqEndpointType.bind, "tcp://127.0.0.1:*")])
         self.disconnected = self.backend.monitor(zmq.EVENT_DISCONNECTED)
-        ZmqProxy(factory, self.frontend, self.backend)
+        self.proxy = ZmqProxy(factory, self.frontend, self.backend)
 
     def _handshake(self, _: object) -> None:
         self.workers += 1
@@ -65,6 +65,10 @@ class Queue:
             if self.workers >= entry[0]:
                 self._waiters.remove(entry)
                 entry[1].callback(None)
+
+    def shutdown(self) -> None:
+        """Shut down the proxy, and with it both of its connections."""
+        self.proxy.shutdown()
 
     def connected(self, count: int) -> Deferred[None]:
         """Fires once ``count`` workers have connected to the backend."""
@@ -82,8 +86,7 @@ class Queue:
 async def test_every_worker_behind_a_queue_serves_calls(zmq_factory):
     queue = Queue(zmq_factory)
     workerEndpoint = ZmqEndpoint(ZmqEndpointType.connect, queue.backend.lastEndpoint)
-    for name in ("w1", "w2", "w3"):
-        RPCServer(zmq_factory, workerEndpoint, Named(name))
+    servers = [RPCServer(zmq_factory, workerEndpoint, Named(name)) for name in ("w1", "w2", "w3")]
     await queue.connected(3)
     client = RPCClient(
         zmq_factory, ZmqEndpoint(ZmqEndpointType.connect, queue.frontend.lastEndpoint), timeout=5
@@ -93,6 +96,10 @@ async def test_every_worker_behind_a_queue_serves_calls(zmq_factory):
     # The DEALER deals round-robin: with three workers connected, each gets some (a third,
     # unless a worker's connection reached the DEALER after the first calls went out).
     assert {name for name, _ in results} == {"w1", "w2", "w3"}
+    client.shutdown()
+    for server in servers:
+        server.shutdown()
+    queue.shutdown()
 
 
 # -- worker processes --------------------------------------------------------------------------
@@ -227,6 +234,8 @@ async def runWithAWorkerKilled(
     # Calls made after the worker died go to the two that are left.
     after = await gatherResults([client.callRemote("work", n) for n in range(10)])
     assert {name for name, _ in after} == {"w1", "w2"}
+    client.shutdown()
+    queue.shutdown()
     return results, failures, held
 
 

@@ -118,6 +118,7 @@ async def test_a_client_built_from_the_document_is_served(zmq_factory, zmq_addre
     assert (requestId, empty, header) == (b"08", b"", ERROR)
     assert msgpack.unpackb(payload)["type"] == "BadSerializer"
     assert seen["replies in turn"] == [(b"fast", REPLY, None), (b"slow", REPLY, 42)]
+    server.shutdown()
 
 
 @pytest.mark.timeout(40)
@@ -136,3 +137,4 @@ async def test_the_documented_client_in_a_few_lines_runs(zmq_factory, zmq_addres
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "3\n"
+    server.shutdown()

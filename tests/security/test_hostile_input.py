@@ -296,12 +296,18 @@ async def repAndPeer(
 # hypothesis test per parametrized item and then nests the wrappers.)
 @pytest_twisted.async_yield_fixture
 async def repWithDealer(zmq_factory, zmq_address, peers) -> AsyncIterator[Any]:
-    yield await repAndPeer(zmq_factory, zmq_address, peers(zmq.DEALER))
+    server, peer = await repAndPeer(zmq_factory, zmq_address, peers(zmq.DEALER))
+    yield server, peer
+    server.shutdown()
 
 
 @pytest_twisted.async_yield_fixture
 async def repWithRouter(zmq_factory, zmq_address, peers) -> AsyncIterator[Any]:
-    yield await repAndPeer(zmq_factory, zmq_address, peers(zmq.ROUTER, router_mandatory=1))
+    server, peer = await repAndPeer(
+        zmq_factory, zmq_address, peers(zmq.ROUTER, router_mandatory=1)
+    )
+    yield server, peer
+    server.shutdown()
 
 
 @HOSTILE
@@ -371,6 +377,7 @@ async def tcpServer(zmq_factory: ZmqFactory, peers: Any) -> AsyncIterator[tuple[
     assert client.recv_multipart() == [b"", b"echo", b"ready"]
     server.arrivals.take()
     yield server, client
+    server.shutdown()
 
 
 @settings(HOSTILE, max_examples=30)
@@ -404,8 +411,10 @@ _peerNumbers = itertools.count(1)
 
 
 @pytest.fixture
-def router(zmq_factory: ZmqFactory, zmq_address: AddressFactory) -> RecordingRouter:
-    return RecordingRouter(zmq_factory, ZmqEndpoint(bind, zmq_address("inproc")))
+def router(zmq_factory: ZmqFactory, zmq_address: AddressFactory) -> Iterator[RecordingRouter]:
+    router = RecordingRouter(zmq_factory, ZmqEndpoint(bind, zmq_address("inproc")))
+    yield router
+    router.shutdown()
 
 
 @HOSTILE
@@ -453,6 +462,7 @@ async def relayWithPeer(zmq_factory, zmq_address, peers) -> AsyncIterator[tuple[
     assert peer.recv_multipart() == [b"ready"]
     relay.arrivals.take()
     yield relay, peer
+    relay.shutdown()
 
 
 @HOSTILE
@@ -496,6 +506,7 @@ async def subWithPub(zmq_factory, zmq_address, peers) -> AsyncIterator[tuple[Rec
     pub.connect(sub.lastEndpoint)
     await waitForSubscription(PyzmqPublisher(pub), sub, timeout=WAIT)
     yield sub, pub
+    sub.shutdown()
 
 
 @HOSTILE
@@ -547,11 +558,14 @@ class SubscriptionModel:
 
 
 @pytest.fixture
-def xpubWithXSub(zmq_factory, zmq_address, peers) -> tuple[RecordingXPub, Any, SubscriptionModel]:
+def xpubWithXSub(
+    zmq_factory, zmq_address, peers
+) -> Iterator[tuple[RecordingXPub, Any, SubscriptionModel]]:
     xpub = RecordingXPub(zmq_factory, ZmqEndpoint(bind, zmq_address("inproc")))
     xsub = peers(zmq.XSUB)
     xsub.connect(xpub.lastEndpoint)
-    return xpub, xsub, SubscriptionModel()
+    yield xpub, xsub, SubscriptionModel()
+    xpub.shutdown()
 
 
 # (Un)subscriptions, and frames whose first byte is next to the two that mean something.
@@ -597,11 +611,12 @@ class QuietXPub(RecordingXPub):
 
 
 @pytest.fixture
-def quietXPubWithXSub(zmq_factory, zmq_address, peers) -> tuple[QuietXPub, Any]:
+def quietXPubWithXSub(zmq_factory, zmq_address, peers) -> Iterator[tuple[QuietXPub, Any]]:
     xpub = QuietXPub(zmq_factory, ZmqEndpoint(bind, zmq_address("inproc")))
     xsub = peers(zmq.XSUB)
     xsub.connect(xpub.lastEndpoint)
-    return xpub, xsub
+    yield xpub, xsub
+    xpub.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -650,11 +665,12 @@ async def test_xpub_survives_multipart_messages_from_a_subscriber(
 
 
 @pytest.fixture
-def pullWithPush(zmq_factory, zmq_address, peers) -> tuple[RecordingPull, Any]:
+def pullWithPush(zmq_factory, zmq_address, peers) -> Iterator[tuple[RecordingPull, Any]]:
     pull = RecordingPull(zmq_factory, ZmqEndpoint(bind, zmq_address("inproc")))
     push = peers(zmq.PUSH)
     push.connect(pull.lastEndpoint)
-    return pull, push
+    yield pull, push
+    pull.shutdown()
 
 
 @HOSTILE
@@ -687,6 +703,7 @@ async def dealerWithRouter(
     await dealer.arrivals.waitFor(b"ready")
     dealer.arrivals.take()
     yield dealer, router
+    dealer.shutdown()
 
 
 @HOSTILE
@@ -717,11 +734,13 @@ class ReqState:
 
 
 @pytest.fixture
-def reqWithRouter(zmq_factory, zmq_address, peers) -> ReqState:
+def reqWithRouter(zmq_factory, zmq_address, peers) -> Iterator[ReqState]:
     server = peers(zmq.ROUTER)
     address = zmq_address("inproc")
     server.bind(address)
-    return ReqState(ZmqREQConnection(zmq_factory, ZmqEndpoint(connect, address)), server)
+    state = ReqState(ZmqREQConnection(zmq_factory, ZmqEndpoint(connect, address)), server)
+    yield state
+    state.client.shutdown()
 
 
 def garbageReplies(requestId: bytes, answered: list[bytes]) -> st.SearchStrategy[list[bytes]]:

@@ -163,6 +163,7 @@ async def test_pull_drops_a_peer_sending_an_oversized_message_and_serves_it_afte
     ]
     assert not pull.closed
     assert loggedFailures == []
+    pull.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -198,6 +199,8 @@ async def test_rep_drops_a_peer_sending_an_oversized_request_and_answers_it_afte
     ]
     assert server.pendingRequests == 0
     assert loggedFailures == []
+    bystander.shutdown()
+    server.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -209,6 +212,7 @@ async def test_max_message_size_bounds_each_frame_not_the_whole_message(zmq_fact
     peer.socket.send_multipart(message)
     await pull.received.waitFor(message[-1])
     assert pull.received.messages == [message]
+    pull.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -220,6 +224,7 @@ async def test_max_message_size_does_not_apply_to_inproc(zmq_factory, zmq_addres
     peer.socket.send_multipart(message)
     await pull.received.waitFor(message[0])
     assert pull.received.messages == [message]
+    pull.shutdown()
 
 
 async def gather(*deferreds: Deferred[Any]) -> None:
