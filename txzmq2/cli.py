@@ -1,18 +1,61 @@
 """
 The ``txzmq2`` command (also ``python -m txzmq2``).
+
+Every subcommand is one :class:`_Command` in :data:`_COMMANDS`: its name, a one-line
+summary, a description, a function adding its arguments to an argparse parser, and a
+function running it with the parsed arguments and returning the exit status. To add a
+command, write those two functions and add an entry where it should appear in
+``txzmq2 --help``.
+
+Long-running commands (the devices, and the one-liners of :mod:`txzmq2._oneliners`) are
+Twisted services run by :func:`_serve`: logs go to stderr through ``twisted.logger``, and
+SIGINT or SIGTERM stops the service, closing its sockets with linger, and exits with 0.
+
+Exit status: 0 on success, 1 when a command failed at its job (a request went unanswered),
+2 for bad usage: an unknown option, a bad value, a malformed address or one libzmq refuses
+(in use, no such interface). Bad usage is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn, cast
+
+from txzmq2._oneliners import (
+    OneLinerService,
+    PubService,
+    PullService,
+    PushService,
+    RepService,
+    ReqService,
+    SubService,
+    splitFrames,
+)
+from txzmq2._service import (
+    DEVICE_OPTIONS,
+    DEVICES,
+    PROXY_DEVICES,
+    ZmqDeviceService,
+    ZmqService,
+    addressHelp,
+    parseAddress,
+)
+from txzmq2.endpoint import ZmqEndpoint, ZmqEndpointType
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
 
 __all__ = ["main"]
+
+
+# -- demo and bench -------------------------------------------------------------------------
 
 
 def _demo(reactor: Any, rounds: int) -> Any:
@@ -56,6 +99,16 @@ def _demo(reactor: Any, rounds: int) -> Any:
     return ensureDeferred(run())
 
 
+def _addDemoArguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rounds", type=_atLeast(1), default=5, help="round trips (default 5)")
+
+
+def _runDemo(args: argparse.Namespace) -> NoReturn:
+    from twisted.internet.task import react
+
+    react(_demo, (args.rounds,))
+
+
 def _bench(argv: list[str]) -> int:
     # The suite lives in the repository, not in the installed package: find a checkout's.
     checkout = str(Path(__file__).resolve().parent.parent)
@@ -73,44 +126,552 @@ def _bench(argv: list[str]) -> int:
     return int(runner.main(argv, prog="txzmq2 bench"))
 
 
-def _positive(text: str) -> int:
+def _runBench(args: argparse.Namespace) -> int:
+    return _bench(args.arguments)
+
+
+def _addKeygenArguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "directory", type=Path, help="where the certificates go (created if missing)"
+    )
+    parser.add_argument(
+        "name",
+        type=_certificateName,
+        help="the pair's name: NAME.key (public, to hand out) and NAME.key_secret (private)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace certificates of that name already there"
+    )
+
+
+def _certificateName(text: str) -> str:
+    if not text or "/" in text or text in (".", ".."):
+        raise argparse.ArgumentTypeError(f"not a file name: {text!r}")
+    return text
+
+
+def _runKeygen(args: argparse.Namespace) -> int:
+    import zmq
+
+    from txzmq2.auth import createCertificates, loadCertificate
+
+    def fail(message: str) -> int:
+        print(f"txzmq2 keygen: error: {message}", file=sys.stderr)
+        return 1
+
+    if not zmq.has("curve"):
+        return fail("this libzmq was built without CURVE")
+    directory: Path = args.directory
+    existing = [
+        path
+        for path in (directory / f"{args.name}.key", directory / f"{args.name}.key_secret")
+        if path.exists()
+    ]
+    if existing and not args.force:
+        return fail(f"{existing[0]} exists; --force replaces it")
     try:
-        value = int(text)
+        public, secret = createCertificates(directory, args.name)
+    except OSError as error:
+        return fail(f"cannot write to {directory}: {error.strerror or error}")
+    publicKey, _ = loadCertificate(public)
+    print(f"public certificate: {public}")
+    print(f"secret certificate: {secret} (keep it private)")
+    print(f"public key: {publicKey.decode('ascii')}")
+    return 0
+
+
+# -- argument types -------------------------------------------------------------------------
+
+
+def _atLeast(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
     return value
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="txzmq2", description="ZeroMQ for Twisted.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo = commands.add_parser(
+def _address(default: ZmqEndpointType) -> Callable[[str], ZmqEndpoint]:
+    def parse(text: str) -> ZmqEndpoint:
+        try:
+            return parseAddress(text, default)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse
+
+
+def _frames(text: str) -> bytes:
+    # Arguments are bytes to ZeroMQ: as the shell gave them, whatever the locale.
+    return os.fsencode(text)
+
+
+def _separator(text: str) -> bytes:
+    if not text:
+        raise argparse.ArgumentTypeError("the separator cannot be empty")
+    return os.fsencode(text)
+
+
+# -- running services -----------------------------------------------------------------------
+
+
+def _startLogging(quiet: bool) -> None:
+    from twisted.logger import (
+        FileLogObserver,
+        FilteringLogObserver,
+        LogLevel,
+        LogLevelFilterPredicate,
+        globalLogBeginner,
+    )
+
+    # zope interfaces are opaque to mypy: these provide ILogObserver and the predicate.
+    observer: Any = FilteringLogObserver(
+        cast(Any, FileLogObserver(sys.stderr, _formatEvent)),
+        [cast(Any, LogLevelFilterPredicate(LogLevel.warn if quiet else LogLevel.info))],
+    )
+    # stdout is for the one-liners' messages: leave it alone.
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+
+
+def _formatEvent(event: Any) -> str:
+    from twisted.logger import eventAsText
+
+    return eventAsText(event, includeSystem=False) + "\n"
+
+
+def _serve(
+    args: argparse.Namespace, service: ZmqService, whenDone: Deferred[int] | None = None
+) -> int:
+    """
+    Run ``service`` on the global reactor until SIGINT or SIGTERM (exit status 0), or
+    until ``whenDone`` fires with the exit status. Either way the service is stopped, and
+    its sockets closed with linger, before this returns.
+    """
+    from twisted.internet import reactor as _reactor
+
+    reactor: Any = _reactor
+    try:
+        # Binds and connects now, so that a refused address is a usage error (exit 2).
+        service.startService()
+    except ValueError as error:
+        args.parser.error(str(error))
+    # Only now: a usage error is one line, with no log lines before it. What the service
+    # logged while starting was kept by twisted.logger, and comes out first.
+    _startLogging(args.quiet)
+    status = 0
+    stopping = False
+
+    def stop() -> None:
+        nonlocal stopping
+        stopping = True
+
+    # Both run when the reactor stops, for whatever reason; the flag first.
+    reactor.addSystemEventTrigger("before", "shutdown", stop)
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    if whenDone is not None:
+
+        def done(result: int) -> None:
+            nonlocal status
+            if not stopping:  # else a signal came first: that is a clean stop
+                status = result
+                reactor.callWhenRunning(reactor.stop)
+
+        whenDone.addCallback(done)
+    reactor.run()
+    return status
+
+
+# -- devices --------------------------------------------------------------------------------
+
+
+def _addDeviceArguments(device: str) -> Callable[[argparse.ArgumentParser], None]:
+    def add(parser: argparse.ArgumentParser) -> None:
+        address = _address(ZmqEndpointType.bind)
+        parser.add_argument(
+            "--frontend",
+            metavar="ADDR",
+            action="append",
+            required=True,
+            type=address,
+            help=DEVICE_OPTIONS["frontend"],
+        )
+        parser.add_argument(
+            "--backend",
+            metavar="ADDR",
+            action="append",
+            required=True,
+            type=address,
+            help=DEVICE_OPTIONS["backend"],
+        )
+        if device in PROXY_DEVICES:
+            parser.add_argument(
+                "--capture",
+                metavar="ADDR",
+                type=address,
+                help=DEVICE_OPTIONS["capture"],
+            )
+        parser.add_argument(
+            "--linger",
+            metavar="MS",
+            type=_atLeast(0),
+            help=DEVICE_OPTIONS["linger"],
+        )
+        _addQuiet(parser)
+
+    return add
+
+
+def _runDevice(args: argparse.Namespace) -> int:
+    service = ZmqDeviceService(
+        args.command,
+        args.frontend,
+        args.backend,
+        capture=getattr(args, "capture", None),
+        lingerPeriod=args.linger,
+    )
+    return _serve(args, service)
+
+
+def _addQuiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+
+
+def _deviceCommand(name: str) -> _Command:
+    summary = DEVICES[name].split(":")[0]
+    return _Command(
+        name,
+        summary,
+        f"Run a ZeroMQ {DEVICES[name]}. Logs to stderr; stops on SIGINT or SIGTERM. "
+        f"Addresses: {addressHelp(ZmqEndpointType.bind)}.",
+        _addDeviceArguments(name),
+        _runDevice,
+    )
+
+
+# -- one-liners -----------------------------------------------------------------------------
+
+_FRAMES_HELP = (
+    "Each line of stdin is one message: one frame, or frames split at each --separator. "
+    "Each message received is printed on one line, frames joined by the separator "
+    "(' | ' by default); a frame that would not read back as itself (empty, binary, "
+    "containing the separator) is printed as a bytes literal, b'\\x00\\x01'. "
+)
+
+
+def _addOneLinerArguments(
+    extra: Callable[[argparse.ArgumentParser], None],
+) -> Callable[[argparse.ArgumentParser], None]:
+    def add(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "addresses",
+            metavar="ADDR",
+            nargs="+",
+            type=_address(ZmqEndpointType.connect),
+            help=addressHelp(ZmqEndpointType.connect),
+        )
+        parser.add_argument(
+            "-s",
+            "--separator",
+            metavar="SEP",
+            type=_separator,
+            help="split input lines into frames at SEP, and print frames apart with it",
+        )
+        extra(parser)
+        _addQuiet(parser)
+
+    return add
+
+
+def _countArgument(what: str) -> Callable[[argparse.ArgumentParser], None]:
+    def add(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "-n",
+            "--count",
+            metavar="N",
+            type=_atLeast(1),
+            help=f"exit after {what} (default: run until SIGINT or SIGTERM)",
+        )
+
+    return add
+
+
+def _timeoutArgument(what: str) -> Callable[[argparse.ArgumentParser], None]:
+    def add(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "-t",
+            "--timeout",
+            metavar="SECONDS",
+            type=_seconds,
+            default=10.0,
+            help=f"{what} (default 10)",
+        )
+
+    return add
+
+
+def _addReqArguments(parser: argparse.ArgumentParser) -> None:
+    _timeoutArgument("seconds to wait for each reply")(parser)
+
+
+def _makeReq(args: argparse.Namespace) -> OneLinerService:
+    return ReqService(args.addresses, args.timeout, separator=args.separator)
+
+
+def _addRepArguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-r",
+        "--reply",
+        metavar="TEXT",
+        type=_frames,
+        help="answer every request with TEXT (split at the separator) instead of its echo",
+    )
+    _countArgument("N replies")(parser)
+
+
+def _makeRep(args: argparse.Namespace) -> OneLinerService:
+    reply = None if args.reply is None else splitFrames(args.reply, args.separator)
+    return RepService(args.addresses, reply, count=args.count, separator=args.separator)
+
+
+def _addPubArguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--topic", metavar="TOPIC", type=_frames, help="a first frame put before every message"
+    )
+    parser.add_argument(
+        "-w",
+        "--wait-subscriptions",
+        metavar="N",
+        type=_atLeast(0),
+        default=0,
+        help="hold messages until N subscriptions have arrived (what a PUB sends before "
+        "anyone subscribed is lost); a subscriber counts once per topic",
+    )
+    _timeoutArgument(
+        "seconds to wait for the subscriptions, and to deliver what is left at the end"
+    )(parser)
+
+
+def _makePub(args: argparse.Namespace) -> OneLinerService:
+    return PubService(
+        args.addresses,
+        args.topic,
+        args.wait_subscriptions,
+        args.timeout,
+        separator=args.separator,
+    )
+
+
+def _addSubArguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--topic",
+        metavar="TOPIC",
+        dest="topics",
+        action="append",
+        type=_frames,
+        default=[],
+        help="subscribe to messages whose first frame starts with TOPIC (repeatable; "
+        "default: every message)",
+    )
+    _countArgument("N messages")(parser)
+
+
+def _makeSub(args: argparse.Namespace) -> OneLinerService:
+    return SubService(args.addresses, args.topics, count=args.count, separator=args.separator)
+
+
+def _addPushArguments(parser: argparse.ArgumentParser) -> None:
+    _timeoutArgument("seconds to wait at the end for a peer, and to deliver every message")(parser)
+
+
+def _makePush(args: argparse.Namespace) -> OneLinerService:
+    return PushService(args.addresses, args.timeout, separator=args.separator)
+
+
+def _addPullArguments(parser: argparse.ArgumentParser) -> None:
+    _countArgument("N messages")(parser)
+
+
+def _makePull(args: argparse.Namespace) -> OneLinerService:
+    return PullService(args.addresses, count=args.count, separator=args.separator)
+
+
+def _oneLinerCommand(
+    name: str,
+    summary: str,
+    description: str,
+    addArguments: Callable[[argparse.ArgumentParser], None],
+    make: Callable[[argparse.Namespace], OneLinerService],
+) -> _Command:
+    def run(args: argparse.Namespace) -> int:
+        service = make(args)
+        return _serve(args, service, service.whenDone)
+
+    return _Command(
+        name,
+        summary,
+        f"{description} {_FRAMES_HELP}Logs go to stderr.",
+        _addOneLinerArguments(addArguments),
+        run,
+    )
+
+
+# -- the command table ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Command:
+    """One subcommand of ``txzmq2``."""
+
+    name: str
+    summary: str
+    """One line, for ``txzmq2 --help``."""
+    description: str
+    """For ``txzmq2 NAME --help``."""
+    addArguments: Callable[[argparse.ArgumentParser], None] | None
+    """Adds the command's arguments to its parser; ``None`` when the command parses its
+    own (it then gets everything after its name as ``args.arguments``)."""
+    run: Callable[[argparse.Namespace], int]
+    """Runs the command with its parsed arguments; returns the exit status."""
+
+
+_COMMANDS: list[_Command] = [
+    _Command(
         "demo",
-        help="run a REP server and a REQ client on tcp loopback and time a few round trips",
-        description="Run a REP server and a REQ client on tcp loopback in one reactor, "
+        "run a REP server and a REQ client on tcp loopback and time a few round trips",
+        "Run a REP server and a REQ client on tcp loopback in one reactor, "
         "print a few request/reply round trips and their latency, and exit.",
-    )
-    demo.add_argument("--rounds", type=_positive, default=5, help="round trips (default 5)")
-    commands.add_parser(
+        _addDemoArguments,
+        _runDemo,
+    ),
+    *(_deviceCommand(name) for name in ("broker", "lbbroker", "forwarder", "streamer")),
+    _oneLinerCommand(
+        "req",
+        "send each line of stdin as a request and print the replies",
+        "Send each line of stdin as a request (REQ, several in flight) and print the "
+        "replies in order. Exits when stdin has ended and every request is answered "
+        "(status 0) or timed out (status 1).",
+        _addReqArguments,
+        _makeReq,
+    ),
+    _oneLinerCommand(
+        "rep",
+        "print each request and answer it (echo, or --reply)",
+        "Answer requests (REP): print each one and reply with its own frames, or --reply. "
+        "Runs until SIGINT or SIGTERM, or --count replies.",
+        _addRepArguments,
+        _makeRep,
+    ),
+    _oneLinerCommand(
+        "pub",
+        "publish each line of stdin",
+        "Publish each line of stdin (PUB). Exits when stdin has ended, once what is "
+        "queued has been delivered or --timeout has passed.",
+        _addPubArguments,
+        _makePub,
+    ),
+    _oneLinerCommand(
+        "sub",
+        "print the messages published to some topics",
+        "Subscribe (SUB) and print each message, its topic frame included. "
+        "Runs until SIGINT or SIGTERM, or --count messages.",
+        _addSubArguments,
+        _makeSub,
+    ),
+    _oneLinerCommand(
+        "push",
+        "push each line of stdin",
+        "Push each line of stdin (PUSH). Exits when stdin has ended, once a peer has "
+        "connected and everything was delivered (status 0), or after --timeout (status 1).",
+        _addPushArguments,
+        _makePush,
+    ),
+    _oneLinerCommand(
+        "pull",
+        "print each message pulled",
+        "Pull (PULL) and print each message. Runs until SIGINT or SIGTERM, or --count messages.",
+        _addPullArguments,
+        _makePull,
+    ),
+    _Command(
+        "keygen",
+        "create a CURVE key pair as certificate files",
+        "Create a CURVE key pair as two certificate files in DIRECTORY: NAME.key holds the "
+        "public key (copy it to the peers that must trust this one, e.g. a server's "
+        "allow-list directory) and NAME.key_secret both keys (readable by its owner only). "
+        "Prints the public key. Exit status 1 if the files exist (without --force) or "
+        "cannot be written.",
+        _addKeygenArguments,
+        _runKeygen,
+    ),
+    _Command(
         "bench",
-        add_help=False,
-        help="run the benchmark suite against plain pyzmq (from a source checkout; "
+        "run the benchmark suite against plain pyzmq (from a source checkout; "
         "txzmq2 bench --help lists its options)",
+        "",
+        None,
+        _runBench,
+    ),
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line of stderr and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        message = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="txzmq2",
+        description="ZeroMQ for Twisted: devices and one-liners for a live ZeroMQ system.",
+        epilog="Exit status: 0 success (or stopped by SIGINT/SIGTERM), 1 failure, "
+        "2 bad usage (a bad option or address). See docs/cli.md.",
     )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in _COMMANDS:
+        sub = commands.add_parser(
+            command.name,
+            help=command.summary,
+            description=command.description,
+            add_help=command.addArguments is not None,
+        )
+        sub.set_defaults(run=command.run, parser=sub)
+        if command.addArguments is not None:
+            command.addArguments(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run the ``txzmq2`` command line; exits with 0 on success, 2 on a usage error."""
+    """Run the ``txzmq2`` command line; exits with its status (0, 1, or 2 on bad usage)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["bench"]:
-        # Every argument after "bench" belongs to the suite's own parser.
-        sys.exit(_bench(argv[1:]))
-    args = _parser().parse_args(argv)
-    from twisted.internet.task import react
+    try:
+        sys.exit(_main(argv))
+    except KeyboardInterrupt:
+        # Ctrl-C before the reactor took over the signal: stop, without a traceback.
+        sys.exit(130)
 
-    if args.command == "demo":
-        react(_demo, (args.rounds,))
-    sys.exit(0)
+
+def _main(argv: list[str]) -> int:
+    for command in _COMMANDS:
+        if argv[:1] == [command.name] and command.addArguments is None:
+            # Every argument after its name belongs to the command's own parser.
+            return command.run(argparse.Namespace(command=command.name, arguments=argv[1:]))
+    args = _parser().parse_args(argv)
+    return int(args.run(args))
