@@ -59,6 +59,10 @@ async def test_queue_proxy_carries_requests_and_replies_between_clients_and_serv
     assert [reply[1:] for reply in replies] == [[b"%d" % n] for n in range(40)]
     assert {reply[0] for reply in replies} == {b"s1", b"s2"}
     assert proxy.forwarded == 80
+    client.shutdown()
+    for server in servers:
+        server.shutdown()
+    proxy.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -72,7 +76,7 @@ async def test_forwarder_proxy_passes_subscriptions_up_and_publications_down(
         pass
 
     back = Back(zmq_factory, ZmqEndpoint(bind, zmq_address("inproc")))
-    ZmqProxy(zmq_factory, front, back)
+    proxy = ZmqProxy(zmq_factory, front, back)
 
     class Publisher(ZmqXPubConnection):
         def gotSubscription(self, tag, isSubscribed):
@@ -93,6 +97,9 @@ async def test_forwarder_proxy_passes_subscriptions_up_and_publications_down(
     publisher.publish(b"rain", b"sports")
     publisher.publish(b"sun", b"weather")
     assert await got == (b"weather", b"sun")
+    sub.shutdown()
+    publisher.shutdown()
+    proxy.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -117,6 +124,9 @@ async def test_streamer_proxy_forwards_in_order_and_copies_to_capture(zmq_factor
     assert captureSink.received == expected
     proxy.shutdown()
     assert front.closed and back.closed and proxy.capture is not None and proxy.capture.closed
+    source.shutdown()
+    sink.shutdown()
+    captureSink.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -133,7 +143,7 @@ async def test_proxy_stops_reading_frontend_while_backend_is_backed_up(zmq_facto
     back = Tight(zmq_factory, ZmqEndpoint(bind, zmq_address("inproc")))
     back.sendQueueHighWater = 20
     back.sendQueueLowWater = 5
-    ZmqProxy(zmq_factory, front, back)
+    proxy = ZmqProxy(zmq_factory, front, back)
     sink = TightPull(zmq_factory, ZmqEndpoint(connect, back.lastEndpoint))
     sink.expected = total
     sink.pauseProducing()
@@ -152,11 +162,17 @@ async def test_proxy_stops_reading_frontend_while_backend_is_backed_up(zmq_facto
     sink.resumeProducing()
     await sink.done
     assert [m[0] for m in sink.received] == [b"%d" % n for n in range(total)]
+    source.shutdown()
+    sink.shutdown()
+    proxy.shutdown()
 
 
 def test_proxy_refuses_socket_types_it_cannot_join(zmq_factory):
+    pub, sub = ZmqPubConnection(zmq_factory), ZmqSubConnection(zmq_factory)
     with pytest.raises(ValueError, match="cannot proxy"):
-        ZmqProxy(zmq_factory, ZmqPubConnection(zmq_factory), ZmqSubConnection(zmq_factory))
+        ZmqProxy(zmq_factory, pub, sub)
+    pub.shutdown()
+    sub.shutdown()
 
 
 async def _worker(connection: ZmqREQConnection, name: bytes) -> None:
@@ -194,6 +210,8 @@ async def test_load_balancing_broker_spreads_requests_over_ready_workers(zmq_fac
         worker.shutdown()
     results = await DeferredList(running, consumeErrors=True)
     assert all(not ok and failure.check(ZmqConnectionClosed) for ok, failure in results)
+    client.shutdown()
+    broker.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -234,6 +252,7 @@ async def test_load_balancing_broker_serves_plain_pyzmq_req_workers_and_clients(
     replies = await inThread(client, 10)
     await gatherResults(workers)
     assert replies == [b"HELLO %d" % n for n in range(10)]
+    broker.shutdown()
 
 
 def _turn() -> Deferred[None]:

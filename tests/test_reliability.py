@@ -115,6 +115,7 @@ async def test_request_held_by_a_crashing_server_is_answered_by_its_restart(
     assert fired == [1] * total
     assert client.pendingRequests == 0
     assert loggedFailures == []
+    client.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -125,6 +126,7 @@ async def test_request_to_a_crashing_server_without_retries_times_out(zmq_factor
         await client.sendMsg(b"crash", timeout=0.3)
     assert await server.exited() == 1
     assert client.pendingRequests == 0
+    client.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -148,3 +150,4 @@ async def test_outstanding_requests_survive_server_kill_and_restart(
     assert fired == [1] * total
     assert client.pendingRequests == 0
     assert loggedFailures == []
+    client.shutdown()

@@ -56,6 +56,8 @@ async def test_subscription_wait_times_out_without_a_publisher_peer(zmq_factory,
     with pytest.raises(ZmqTimeoutError):
         await waitForSubscription(pub, sub, timeout=0.1)
     assert "messageReceived" not in vars(sub)  # interception undone
+    sub.shutdown()
+    pub.shutdown()
 
 
 @pytest.mark.parametrize("transport", ["inproc", "ipc", "tcp"])

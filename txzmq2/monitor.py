@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import zmq
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zmq.utils.monitor import parse_monitor_message
 
 from txzmq2.connection import Message, ZmqConnection
@@ -136,6 +137,10 @@ class _EventReader(ZmqConnection):
 
     socketType = zmq.PAIR
     monitored = False  # no monitor of the monitor
+    # libzmq's I/O thread sends events with a blocking send, holding the monitor's lock:
+    # an event pipe at its high-water mark (a reactor not reading) would block it, and with
+    # it the owner's disable_monitor() and the context's termination. 0: no limit.
+    recvHighWaterMark = 0
 
     def __init__(self, stream: _EventStream, address: str) -> None:
         self._stream = stream
@@ -143,6 +148,13 @@ class _EventReader(ZmqConnection):
         # Owned by the monitored connection, which must close it only after stopping
         # libzmq's monitor (see ZmqConnection.shutdown); the factory must not close it first.
         self.factory.connections.discard(self)
+
+    def connectionLost(self, reason: Failure) -> None:
+        # The reactor closes descriptors in any order when it stops. Closing this reader
+        # while libzmq's monitor still sends to it would block libzmq's I/O thread on the
+        # next event (and the owner's disable_monitor() behind it): shut the owner down,
+        # which stops the monitor first and then closes this reader.
+        self._stream.connection.shutdown()
 
     def messageReceived(self, message: Message) -> None:
         try:

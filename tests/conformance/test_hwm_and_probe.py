@@ -73,6 +73,7 @@ async def test_hwm_dealer_takes_sndhwm_plus_rcvhwm_then_queues_in_order(
     assert dealer.sendQueueLength == 20 - taken
     assert await within(peers.run(receive, peer, 20)) == numbered(20)
     assert dealer.sendQueueLength == 0
+    dealer.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -93,6 +94,7 @@ async def test_hwm_defaults_let_libzmq_take_two_thousand_messages_over_inproc(
     assert dealer.sendQueueLength == 500
     assert await within(peers.run(receive, peer, 2500)) == numbered(2500)
     assert dealer.sendQueueLength == 0
+    dealer.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -121,6 +123,7 @@ async def test_rfc28_dealer_round_robin_skips_a_peer_whose_queue_is_full(
     assert await within(peers.run(receive, b, 8)) == [[b"1"], [b"3"], *numbered(10)[4:]]
     assert dealer.sendQueueLength == 0
     assert receiveWaiting(a) == [[b"0"], [b"2"]]
+    dealer.shutdown()
 
 
 class TightRouter(Router):
@@ -164,6 +167,7 @@ async def test_rfc28_router_drops_beyond_the_high_water_mark_by_default(
 
     assert router.sendQueueLength == 0
     assert receiveWaiting(peer) == numbered(2)
+    router.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -184,6 +188,7 @@ async def test_router_mandatory_queues_beyond_the_high_water_mark_and_delivers_i
     assert router.sendQueueLength == 8
     assert await within(peers.run(receive, peer, 10)) == numbered(10)
     assert router.sendQueueLength == 0
+    router.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -210,6 +215,7 @@ async def test_router_mandatory_full_peer_does_not_hold_back_messages_to_another
     finally:
         # Whatever happened, X reads everything, so nothing is left queued.
         await within(peers.run(receive, x, 3))
+    router.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -245,6 +251,7 @@ async def test_router_mandatory_waiting_on_a_full_peer_does_not_spin_the_reactor
     finally:
         await within(peers.run(receive, x, 3))
     assert router.sendQueueLength == 0
+    router.shutdown()
 
 
 # -- probe router ------------------------------------------------------------------------------
@@ -270,6 +277,7 @@ async def test_probe_router_a_probing_dealer_announces_itself_to_our_router(
     assert await router.next() == (b"X", b"")
     router.sendMsg(b"X", b"Hello")
     assert await within(peers.run(receive, dealer)) == [[b"Hello"]]
+    router.shutdown()
 
 
 @pytest.mark.parametrize("transport", ["inproc", "tcp"])
@@ -299,3 +307,4 @@ async def test_probe_router_our_probing_router_announces_itself_to_a_router(
     assert len(serverId) == 5
     router.sendMsg(serverId, b"back")
     assert await within(peers.run(receive, server)) == [[b"X", b"back"]]
+    router.shutdown()

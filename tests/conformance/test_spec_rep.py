@@ -59,6 +59,7 @@ async def test_rfc28_rep_fair_queues_requests_from_several_clients(
 
     assert replies == [[b"re", b"A"]] * 2 + [[b"re", b"client %d" % n] for n in range(5)]
     assert sorted(server.requests) == [(b"A",)] * 2 + [(b"client %d" % n,) for n in range(5)]
+    server.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -96,6 +97,7 @@ async def test_rfc28_rep_fair_queuing_does_not_starve_a_client_while_another_flo
     # libzmq attaches and reactivates pipes at least every 100 receives; fair queuing then
     # takes the lone request next. Behind the whole flood would be position 500.
     assert position <= 110, f"the lone request waited behind {position} flood requests"
+    server.shutdown()
 
 
 @pytest.mark.parametrize("transport", ["inproc", "tcp"])
@@ -125,6 +127,7 @@ async def test_rfc28_rep_returns_the_envelope_frame_for_frame(
         [b"X", b"", b"re", b"", b"A", b""],
     ]
     assert server.requests == [(b"A",), (b"A",), (b"", b"A", b"")]
+    server.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -153,6 +156,7 @@ async def test_rfc28_rep_returns_req_correlate_ids_to_a_relaxed_req(
 
     assert await within(done) == [[b"re:two"]]
     assert (first, second) == ((b"one",), (b"two",))
+    server.shutdown()
 
 
 @pytest.mark.parametrize("clientType", [zmq.REQ, zmq.DEALER], ids=["req", "dealer"])
@@ -174,6 +178,7 @@ async def test_rfc28_rep_keeps_the_envelope_across_two_brokers(
 
     assert replies == [[*envelope, b"re", b"a", b"b"]]
     assert server.requests == [(b"a", b"b")]
+    server.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -191,6 +196,8 @@ async def test_rfc28_rep_answers_out_of_order_across_two_brokers(zmq_factory, zm
         server.reply(messageId, b"re", *parts)
 
     assert await within(gatherResults(requests)) == [[b"re", b"%d" % n] for n in range(3)]
+    client.shutdown()
+    server.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -209,6 +216,7 @@ async def test_rfc28_rep_drops_a_request_without_delimiter(zmq_factory, zmq_addr
 
     assert await within(peers.run(malformedThenRequest)) == [[b"", b"re", b"real"]]
     assert server.requests == [(b"real",)]
+    server.shutdown()
 
 
 @pytest.mark.parametrize("probe", [False, True], ids=["empty-request", "probe-router"])
@@ -232,6 +240,7 @@ async def test_rfc28_rep_ignores_a_request_without_data_frames(
 
     assert await within(peers.run(emptyThenRequest)) == [[b"", b"re", b"real"]]
     assert server.requests == [(b"real",)]
+    server.shutdown()
 
 
 @pytest.mark.parametrize("transport", ["inproc", "tcp"])
@@ -259,6 +268,7 @@ async def test_rfc28_rep_silently_drops_the_reply_to_a_client_gone_away(
     [_, (nextId, nextParts)] = await server.holding(2)
     server.reply(nextId, b"re", *nextParts)
     assert await within(done) == [[b"re", b"again"]]
+    server.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -280,6 +290,7 @@ async def test_rfc28_rep_sends_a_single_reply_per_request(zmq_factory, zmq_addre
     [_, (secondId, _)] = await server.holding(2)
     server.reply(secondId, b"third")
     assert await within(done) == [[b"", b"first"], [b"", b"third"]]
+    server.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -313,3 +324,4 @@ async def test_rfc28_rep_does_not_block_on_sending_to_a_client_that_does_not_rea
     go.set()
 
     assert await within(done) == [[b"", b"re", b"0"], [b"", b"re", b"1"]]
+    server.shutdown()

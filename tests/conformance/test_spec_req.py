@@ -70,6 +70,7 @@ async def test_rfc28_req_round_robins_requests_over_connected_servers(
     assert sorted(reply[1] for reply in replies) == [b"%d" % n for n in range(6)]
     taken = await served
     assert [len(messages) for messages in taken] == [2, 2, 2]
+    client.shutdown()
 
 
 @pytest.mark.parametrize("transport", ["inproc", "tcp"])
@@ -97,6 +98,7 @@ async def test_rfc28_req_request_is_envelope_then_delimiter_then_data_frames(
     identity, requestId, delimiter, *data = await served
     assert (identity, delimiter, data) == (b"client", b"", [b"ABC", b"DEF"])
     assert requestId
+    client.shutdown()
 
 
 @pytest.mark.parametrize("transport", ["inproc", "tcp"])
@@ -122,6 +124,7 @@ async def test_rfc28_req_holds_requests_while_no_server_is_connected(
     assert await within(second) == [b"re", b"two"]
     assert await served == [[[b"one"], [b"two"]]]
     assert client.sendQueueLength == 0
+    client.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -160,6 +163,7 @@ async def test_rfc28_req_discards_replies_to_no_outstanding_request(
     assert replies == [[b"GOOD 0"], [b"GOOD 1"], [b"GOOD 2"]]
     assert failures == []
     assert client.pendingRequests == 0
+    client.shutdown()
 
 
 @pytest.mark.parametrize("serverType", [zmq.REP, zmq.ROUTER], ids=["rep", "router"])
@@ -188,6 +192,7 @@ async def test_rfc28_req_reaches_a_server_across_two_brokers(
         assert dataOf(request) == [b"hello", b"world"]
     else:
         assert request == [b"hello", b"world"]
+    client.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -213,3 +218,4 @@ async def test_rfc28_req_does_not_discard_requests_beyond_the_high_water_mark(
     assert await within(gatherResults(requests)) == [[b"re", b"%d" % n] for n in range(10)]
     assert await served == [[[b"%d" % n] for n in range(10)]]
     assert client.sendQueueLength == 0
+    client.shutdown()

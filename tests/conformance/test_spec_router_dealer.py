@@ -73,6 +73,7 @@ async def test_rfc28_router_fair_queues_and_prefixes_each_message_with_its_sende
 
     assert Counter(messages) == {(b"A", b"M"): 3} | {(name, b"M"): 1 for name in names[1:]}
     assert await within(done) == [[[b"for " + name]] for name in names]
+    router.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -95,6 +96,7 @@ async def test_rfc28_router_gives_anonymous_peers_distinct_identities(
     router.sendMsg(received[b"2"], b"to 2")
     replies = await within(peers.run(lambda: receive(first) + receive(second)))
     assert replies == [[b"to 1"], [b"to 2"]]
+    router.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -121,6 +123,7 @@ async def test_rfc28_router_drops_a_message_to_an_unknown_identity_by_default(
     router.sendMsg(b"UNKNOWN", b"DATA")
     router.sendMsg(b"X", b"Bye")
     assert await within(peers.run(receive, dealer, 2)) == [[b"Hello"], [b"Bye"]]
+    router.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -147,6 +150,7 @@ async def test_router_mandatory_refuses_an_unknown_identity_with_unroutable_erro
     await within(hello)
     router.sendMsg(b"X", b"Hello")
     assert await within(peers.run(receive, dealer)) == [[b"Hello"]]
+    router.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -170,6 +174,7 @@ async def test_router_handover_gives_the_identity_to_the_newest_peer(
     assert await within(peers.run(receive, new)) == [[b"for X"]]
     # inproc: had it gone to the old peer, it would be waiting there already.
     assert receiveWaiting(old) == []
+    router.shutdown()
 
 
 # -- DEALER ------------------------------------------------------------------------------------
@@ -197,6 +202,7 @@ async def test_rfc28_dealer_round_robins_over_connected_peers(
     replies = [await dealer.next() for _ in range(5)]
     assert sorted(replies) == [(b"", name) for name in names]
     assert [len(taken) for taken in await served] == [1] * 5
+    dealer.shutdown()
 
 
 @pytest.mark.parametrize("transport", ["inproc", "tcp"])
@@ -221,6 +227,7 @@ async def test_rfc28_dealer_fair_queues_incoming_messages(
     await within(peers.run(send))
     messages = [await dealer.next() for _ in range(7)]
     assert Counter(messages) == {(b"A",): 2, (b"B",): 5}
+    dealer.shutdown()
 
 
 @pytest.mark.parametrize("connectionClass", [Dealer, Router], ids=["dealer", "router"])
@@ -255,6 +262,7 @@ async def test_rfc28_fair_queuing_does_not_starve_a_peer_while_another_floods(
     # libzmq attaches and reactivates pipes at least every 100 receives; fair queuing then
     # takes the lone message next. Behind the whole flood would be position 500.
     assert position <= 110, f"the lone message waited behind {position} flood messages"
+    ours.shutdown()
 
 
 @pytest.mark.parametrize("transport", ["inproc", "tcp"])
@@ -276,6 +284,7 @@ async def test_rfc28_dealer_holds_messages_while_no_peer_is_connected(
     peer = peers.socket(zmq.DEALER, connect=dealer.lastEndpoint)
     assert await within(peers.run(receive, peer, 3)) == [[b"0"], [b"1"], [b"2"]]
     assert dealer.sendQueueLength == 0
+    dealer.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -300,6 +309,7 @@ async def test_rfc28_dealer_keeps_a_queue_for_a_connection_not_yet_established(
 
     peer = peers.socket(zmq.DEALER, bind=address)
     assert await within(peers.run(receive, peer, 3)) == [[b"0"], [b"1"], [b"2"]]
+    dealer.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -323,3 +333,4 @@ async def test_rfc28_dealer_does_not_filter_or_modify_messages(zmq_factory, zmq_
     assert await dealer.next() == (b"", b"", b"x", b"", b"", b"y")
     assert await dealer.next() == (b"", b"", b"y")
     assert await within(done) == [[b"D", b"", b"", b"x", b""], [b"D", b""]]
+    dealer.shutdown()

@@ -47,9 +47,11 @@ async def test_ping_pong_of_100000_messages_over_inproc(zmq_factory, zmq_address
 
     address = zmq_address("inproc")
     ping = Player(zmq_factory, ZmqEndpoint(bind, address))
-    Player(zmq_factory, ZmqEndpoint(connect, address))
+    pong = Player(zmq_factory, ZmqEndpoint(connect, address))
     ping.sendMsg(b"1")
     assert await finished == total
+    ping.shutdown()
+    pong.shutdown()
 
 
 @pytest.mark.parametrize("transport", ["inproc", "tcp"])
@@ -78,6 +80,8 @@ async def test_sender_that_only_sends_reaches_receiver_that_only_receives(
     if loop.running:
         loop.stop()
     assert [int(m[0]) for m in pull.received] == list(range(total))
+    push.shutdown()
+    pull.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -114,6 +118,7 @@ async def test_dealer_receives_while_it_only_ever_sends_elsewhere(zmq_factory, z
     await allIn
     await finishedPeer
     assert received == [b"%d" % n for n in range(total)]
+    dealer.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -146,6 +151,8 @@ async def test_sub_that_subscribes_after_first_messages_gets_later_ones(zmq_fact
         pub.publish(b"%d" % n, b"news")
     await sub.done
     assert sub.messages == [(b"news", b"%d" % n) for n in range(1000)]
+    sub.shutdown()
+    pub.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -164,6 +171,7 @@ async def test_messages_sent_before_connect_are_read_without_fd_activity(zmq_fac
         assert [m[0] for m in pull.received] == [b"%d" % n for n in range(10)]
     finally:
         sender.close()
+    pull.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -205,6 +213,7 @@ async def test_flood_of_200000_messages_never_stalls_the_reactor(zmq_factory, zm
     assert pull.count == total
     assert len(ticks) > 10, "the reactor never got to tick during the flood"
     assert max(gaps) < 0.050, f"reactor stalled {max(gaps) * 1000:.1f} ms"
+    pull.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -242,6 +251,7 @@ async def test_one_read_pass_delivers_at_most_a_batch(zmq_factory, zmq_address):
         sender.close()
     assert max(perTurn) <= 50
     assert sum(perTurn) == 500
+    pull.shutdown()
 
 
 def test_reactor_under_test_is_the_one_asked_for(request):
@@ -305,6 +315,7 @@ async def test_message_arriving_before_a_bind_is_not_stranded(zmq_factory, zmq_a
         assert await collector.nextMessage() == (b"second",)
     finally:
         peer.close()
+    collector.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -320,3 +331,4 @@ async def test_message_arriving_before_a_send_is_not_stranded(zmq_factory, zmq_a
         assert peer.recv() == b"out"
     finally:
         peer.close()
+    collector.shutdown()

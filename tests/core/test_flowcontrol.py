@@ -64,6 +64,7 @@ def test_connection_provides_consumer_and_push_producer(zmq_factory):
     connection = ZmqPullConnection(zmq_factory)
     assert verifyObject(IConsumer, connection)
     assert verifyObject(IPushProducer, connection)
+    connection.shutdown()
 
 
 @pytest.mark.parametrize("transport", ["inproc", "tcp"])
@@ -81,6 +82,8 @@ async def test_sends_beyond_high_water_mark_queue_and_arrive_in_order(
     await pull.done
     assert pull.received == [b"%d" % n for n in range(total)]
     assert push.sendQueueLength == 0
+    push.shutdown()
+    pull.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -101,6 +104,8 @@ async def test_paused_reader_holds_messages_back_until_resumed(zmq_factory, zmq_
     pull.resumeProducing()
     await pull.done
     assert pull.received == [b"%d" % n for n in range(total)]
+    push.shutdown()
+    pull.shutdown()
 
 
 @implementer(IPushProducer)
@@ -152,6 +157,8 @@ async def test_streaming_producer_is_paused_at_queue_bound_and_resumed(zmq_facto
     await pull.done
     assert producer.pauses >= 2 and producer.resumes >= 2
     assert pull.received == [b"%d" % n for n in range(total)]
+    push.shutdown()
+    pull.shutdown()
 
 
 @implementer(IPullProducer)
@@ -182,6 +189,8 @@ async def test_pull_producer_is_asked_for_each_message(zmq_factory, zmq_address)
     push.registerProducer(PullingProducer(push, total), False)
     await pull.done
     assert pull.received == [b"%d" % n for n in range(total)]
+    push.shutdown()
+    pull.shutdown()
 
 
 def test_second_producer_is_refused(zmq_factory):
@@ -190,6 +199,7 @@ def test_second_producer_is_refused(zmq_factory):
     with pytest.raises(RuntimeError, match="already has a producer"):
         push.registerProducer(CountingProducer(push, 0), True)
     push.unregisterProducer()
+    push.shutdown()
 
 
 def test_shutdown_stops_the_registered_producer(zmq_factory):

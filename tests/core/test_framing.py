@@ -83,6 +83,7 @@ async def test_sub_survives_every_message_shape(zmq_factory, zmq_address, logged
     assert (b"", b"tag") in record.seen  # one frame: (tag b"", message)
     assert (b"tag", b"") in record.seen
     assert all(len(args) == 2 for args in record.seen)
+    sub.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -99,6 +100,7 @@ async def test_xpub_survives_messages_that_are_not_subscriptions(
     await _feed(zmq_factory, xpub, zmq.XSUB, SHAPES, [b"\x01sentinel"], record)
     assert loggedFailures == []
     assert (b"", True) in record.seen  # [b"\x01"]: a subscription to everything
+    xpub.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -114,6 +116,7 @@ async def test_rep_survives_requests_without_delimiter(zmq_factory, zmq_address,
     await _feed(zmq_factory, rep, zmq.DEALER, SHAPES, [b"", b"sentinel"], record)
     assert loggedFailures == []
     assert rep.pendingRequests == 0
+    rep.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -134,6 +137,7 @@ async def test_req_survives_replies_of_every_shape(zmq_factory, zmq_address, log
         peer.close()
     assert record.seen == [(b"sentinel",)]
     assert loggedFailures == []
+    req.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -151,6 +155,7 @@ async def test_router_delivers_every_shape_with_its_sender(
     assert loggedFailures == []
     assert [args[1:] for args in record.seen[: len(SHAPES)]] == [tuple(s) for s in SHAPES]
     assert {args[0] for args in record.seen} == {b"peer"}
+    router.shutdown()
 
 
 def _turn() -> Deferred[None]:

@@ -208,6 +208,7 @@ async def test_pub_reaches_pyzmq_sub_as_tag_then_message(zmq_factory, address, s
     peer = startPeer(zmq.SUB, pub.lastEndpoint, receive, subscribe=b"news")
     with repeating(lambda: pub.publish(b"hello", b"news")):
         assert await peer.finish() == [[b"news", b"hello"]]
+    pub.shutdown()
 
 
 @pytest.mark.parametrize("subscriberClass", [Sub, XSub], ids=["sub", "xsub"])
@@ -220,6 +221,7 @@ async def test_pyzmq_pub_reaches_gotMessage_for_subscribed_tags_only(
     peer = startPeer(zmq.PUB, sub.lastEndpoint, publish, [b"sport", b"x"], [b"news", b"hi"])
     assert await sub.next() == (b"hi", b"news")
     await peer.finish()
+    sub.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -229,6 +231,7 @@ async def test_one_frame_publication_arrives_with_empty_tag(zmq_factory, address
     peer = startPeer(zmq.PUB, sub.lastEndpoint, publish, [b"hello"])
     assert await sub.next() == (b"hello", b"")
     await peer.finish()
+    sub.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -249,6 +252,7 @@ async def test_sub_gets_no_more_of_a_tag_once_unsubscribed(zmq_factory, address,
     # SUB also filters what it has queued, so no b"old" comes once unsubscribe() returned.
     assert await sub.next() == (b"2", b"new")
     await peer.finish()
+    sub.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -259,6 +263,7 @@ async def test_xpub_publishes_to_pyzmq_sub_once_it_subscribed(zmq_factory, addre
     # The subscription is in place once XPUB reports it: one publication is enough.
     xpub.publish(b"hello", b"news")
     assert await peer.finish() == [[b"news", b"hello"]]
+    xpub.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -275,6 +280,7 @@ async def test_xpub_sees_pyzmq_xsub_subscribe_and_unsubscribe(zmq_factory, addre
     xpub.publish(b"hello", b"news")
     assert await xpub.next() == (b"news", False)
     assert await peer.finish() == [b"news", b"hello"]
+    xpub.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -289,6 +295,7 @@ async def test_xsub_subscribes_at_pyzmq_xpub_and_receives(zmq_factory, address, 
     peer = startPeer(zmq.XPUB, xsub.lastEndpoint, publishOnSubscription)
     assert await xsub.next() == (b"hello", b"news")
     assert await peer.finish() == b"\x01news"
+    xsub.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -299,6 +306,7 @@ async def test_push_reaches_pyzmq_pull(zmq_factory, address, startPeer):
     push.push(b"one")
     push.push([b"two", b"frames"])
     assert await peer.finish() == [[b"one"], [b"two", b"frames"]]
+    push.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -308,6 +316,7 @@ async def test_pyzmq_push_reaches_pull_onPull_as_list_of_frames(zmq_factory, add
     assert await pull.next() == ([b"one"],)
     assert await pull.next() == ([b"two", b"frames"],)
     await peer.finish()
+    pull.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -322,6 +331,7 @@ async def test_router_talks_to_pyzmq_dealer_by_identity(zmq_factory, address, st
     router.sendMsg(b"peer", b"one")
     router.sendMultipart(b"peer", [b"two", b"frames"])
     assert await peer.finish() == [[b"one"], [b"two", b"frames"]]
+    router.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -338,6 +348,7 @@ async def test_dealer_talks_to_pyzmq_router(zmq_factory, address, startPeer):
     assert await dealer.next() == (b"pong",)
     assert await dealer.next() == (b"two", b"frames")
     assert await peer.finish() == [[b"dealer", b"ping"], [b"dealer", b"a", b"b"]]
+    dealer.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -353,6 +364,7 @@ async def test_pair_talks_to_pyzmq_pair(zmq_factory, address, startPeer):
     assert await ours.next() == (b"pong", b"2")
     ours.sendMultipart([b"bye", b"3"])
     assert await peer.finish() == [[b"ping"], [b"bye", b"3"]]
+    ours.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -366,6 +378,7 @@ async def test_req_gets_reply_frames_from_pyzmq_rep(zmq_factory, address, startP
     peer = startPeer(zmq.REP, req.lastEndpoint, rep)
     assert await within(req.sendMsg(b"a", b"b")) == [b"re", b"a", b"b"]
     assert await peer.finish() == [b"a", b"b"]
+    req.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -385,6 +398,7 @@ async def test_req_matches_out_of_order_replies_from_pyzmq_router(zmq_factory, a
     assert one == [b"client", one[1], b"", b"one"]
     assert two == [b"client", two[1], b"", b"two"]
     assert one[1] != two[1]
+    req.shutdown()
 
 
 @pytest.mark.parametrize("repClass", [ReplyingREP, HandlingREP], ids=["reply", "handleRequest"])
@@ -402,3 +416,4 @@ async def test_rep_answers_pyzmq_req_and_dealer_with_empty_delimiter(
     rep = bind(repClass, zmq_factory, address)
     peer = startPeer(peerType, rep.lastEndpoint, request)
     assert await peer.finish() == [*envelope, b"re", b"a", b"b"]
+    rep.shutdown()

@@ -163,6 +163,7 @@ def test_send_refuses_what_is_not_frames(zmq_factory, message, error):
     push = ZmqPushConnection(zmq_factory)
     with pytest.raises(error):
         push.send(message)
+    push.shutdown()
 
 
 @pytest.mark.parametrize(
@@ -179,6 +180,7 @@ def test_malformed_endpoint_is_refused_before_libzmq(zmq_factory, endpoint):
     with pytest.raises(ValueError, match="endpoint"):
         connection.addEndpoints([endpoint])
     assert connection.endpoints == []
+    connection.shutdown()
 
 
 def test_last_endpoint_resolves_the_os_chosen_port(zmq_factory):
@@ -186,6 +188,7 @@ def test_last_endpoint_resolves_the_os_chosen_port(zmq_factory):
     address = connection.lastEndpoint
     assert address.startswith("tcp://127.0.0.1:")
     assert int(address.rsplit(":", 1)[1]) > 0
+    connection.shutdown()
 
 
 def test_options_left_as_none_keep_libzmq_defaults(zmq_factory):
@@ -194,6 +197,7 @@ def test_options_left_as_none_keep_libzmq_defaults(zmq_factory):
     assert connection.socket.get(zmq.RCVHWM) == 1000
     assert connection.socket.get(zmq.MAXMSGSIZE) == -1
     assert connection.socket.get(zmq.LINGER) == zmq_factory.lingerPeriod
+    connection.shutdown()
 
 
 def test_option_class_attributes_are_applied(zmq_factory):
@@ -216,6 +220,7 @@ def test_option_class_attributes_are_applied(zmq_factory):
     assert socket.get(zmq.RECONNECT_IVL) == 250
     assert socket.get(zmq.RECONNECT_IVL_MAX) == 5000
     assert socket.get(zmq.ROUTING_ID) == b"worker-1"
+    connection.shutdown()
 
 
 def test_router_mandatory_send_to_unknown_identity_raises(zmq_factory):
@@ -225,12 +230,14 @@ def test_router_mandatory_send_to_unknown_identity_raises(zmq_factory):
     router = Router(zmq_factory, ZmqEndpoint(bind, "tcp://127.0.0.1:*"))
     with pytest.raises(ZmqUnroutableError):
         router.sendMsg(b"nobody", b"hello")
+    router.shutdown()
 
 
 def test_subscribe_refuses_what_is_not_a_tag(zmq_factory):
     sub = ZmqSubConnection(zmq_factory)
     with pytest.raises(TypeError):
         sub.subscribe(3)
+    sub.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -259,3 +266,5 @@ async def test_error_in_user_callback_is_logged_and_next_message_delivered(
     assert len(failures) == 1
     assert failures[0]["log_failure"].check(RuntimeError)
     assert "user bug" in failures[0]["log_failure"].getTraceback()
+    push.shutdown()
+    pull.shutdown()

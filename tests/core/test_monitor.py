@@ -57,15 +57,27 @@ def plain_socket(zmq_factory: ZmqFactory) -> Iterator[Callable[..., Any]]:
         peer.close(linger=0)  # before the factory terminates the context
 
 
-def dealer(factory: ZmqFactory, endpointType: str, address: str) -> ZmqDealerConnection:
-    """A DEALER connection bound or connected to ``address``."""
-    return ZmqDealerConnection(factory, ZmqEndpoint(endpointType, address))
+@pytest.fixture
+def dealer(zmq_factory: ZmqFactory) -> Iterator[Callable[[str, str], ZmqDealerConnection]]:
+    """
+    Makes DEALER connections bound or connected to an address (``dealer(bind, address)``);
+    shuts them down after the test.
+    """
+    connections: list[ZmqDealerConnection] = []
+
+    def make(endpointType: str, address: str) -> ZmqDealerConnection:
+        connections.append(ZmqDealerConnection(zmq_factory, ZmqEndpoint(endpointType, address)))
+        return connections[-1]
+
+    yield make
+    for connection in connections:
+        connection.shutdown()
 
 
 @pytest.fixture
-def server(zmq_factory: ZmqFactory) -> ZmqDealerConnection:
+def server(dealer: Callable[[str, str], ZmqDealerConnection]) -> ZmqDealerConnection:
     """The connection under test: a DEALER bound to a tcp port."""
-    return dealer(zmq_factory, bind, TCP)
+    return dealer(bind, TCP)
 
 
 def timers() -> list[Any]:
@@ -82,20 +94,20 @@ def timers() -> list[Any]:
 @pytest.mark.parametrize("transport", ["tcp", "ipc"])
 @pytest_twisted.ensureDeferred
 async def test_whenConnected_fires_with_handshake_succeeded_once_a_peer_connects(
-    zmq_factory, zmq_address, plain_socket, transport, peerKind, side
+    dealer, zmq_address, plain_socket, transport, peerKind, side
 ):
     def openPeer(endpointType: str, address: str) -> str:
         if peerKind == "txzmq2":
-            return dealer(zmq_factory, endpointType, address).lastEndpoint
+            return dealer(endpointType, address).lastEndpoint
         peer = plain_socket()
         (peer.bind if endpointType == bind else peer.connect)(address)
         return peer.getsockopt_string(zmq.LAST_ENDPOINT)
 
     if side == "binding":
-        connection = dealer(zmq_factory, bind, zmq_address(transport))
+        connection = dealer(bind, zmq_address(transport))
         openPeer(connect, connection.lastEndpoint)
     else:
-        connection = dealer(zmq_factory, connect, openPeer(bind, zmq_address(transport)))
+        connection = dealer(connect, openPeer(bind, zmq_address(transport)))
     event = await connection.whenConnected(timeout=WAIT)
     assert event.event == zmq.EVENT_HANDSHAKE_SUCCEEDED
     assert event.endpoint.startswith(f"{transport}://")
@@ -155,10 +167,11 @@ def test_unmonitored_connection_refuses_whenConnected_with_a_clear_error(zmq_fac
         connection.whenConnected()
     with pytest.raises(RuntimeError, match="monitored is False"):
         connection.monitor()
+    connection.shutdown()
 
 
 @pytest_twisted.ensureDeferred
-async def test_inproc_peers_produce_no_handshake_event(zmq_factory, zmq_address):
+async def test_inproc_peers_produce_no_handshake_event(zmq_factory, zmq_address, dealer):
     """The documented limitation: libzmq reports no events for inproc connections."""
     received: Deferred[tuple[bytes, ...]] = Deferred()
 
@@ -167,10 +180,11 @@ async def test_inproc_peers_produce_no_handshake_event(zmq_factory, zmq_address)
             received.callback(frames)
 
     server = Server(zmq_factory, ZmqEndpoint(bind, zmq_address("inproc")))
-    dealer(zmq_factory, connect, server.lastEndpoint).sendMsg(b"here I am")
+    dealer(connect, server.lastEndpoint).sendMsg(b"here I am")
     assert await received.addTimeout(WAIT, reactor) == (b"here I am",)
     with pytest.raises(ZmqTimeoutError):
         await server.whenConnected(timeout=SHORT)
+    server.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -202,6 +216,7 @@ async def test_monitor_reports_listening_on_bind_to_callback_and_waitFor(zmq_fac
     assert event.event == zmq.EVENT_LISTENING
     assert event.endpoint == server.lastEndpoint
     assert seen == [event]
+    server.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -214,6 +229,7 @@ async def test_monitor_reports_accepted_on_the_binding_side_and_connected_on_the
     client.addEndpoints([ZmqEndpoint(connect, server.lastEndpoint)])
     assert (await accepted).endpoint == server.lastEndpoint
     assert (await connected).endpoint == server.lastEndpoint
+    client.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -310,6 +326,7 @@ async def test_callback_error_is_logged_and_later_events_still_arrive(zmq_factor
     assert [failure.type for failure in failures] == [RuntimeError]
     assert seen[0] == zmq.EVENT_LISTENING
     assert zmq.EVENT_HANDSHAKE_SUCCEEDED in seen
+    server.shutdown()
 
 
 @pytest.mark.skipif(not zmq.has("curve"), reason="libzmq was built without CURVE")
@@ -345,3 +362,4 @@ async def test_failed_handshake_is_reported_and_delivers_nothing(zmq_factory, pl
     assert (await connected).event == zmq.EVENT_HANDSHAKE_SUCCEEDED
     assert await received.get().addTimeout(WAIT, reactor) == (b"from a friend",)
     assert received.pending == []
+    server.shutdown()

@@ -91,8 +91,10 @@ class Bounded(Collecting):
 
 
 @pytest.fixture
-def serve(zmq_factory, zmq_address) -> Callable[..., tuple[ZmqREQConnection, Any]]:
-    """``serve(serverClass, transport)``: a fresh REP server and a REQ client connected to it."""
+def serve(zmq_factory, zmq_address) -> Iterator[Callable[..., tuple[ZmqREQConnection, Any]]]:
+    """``serve(serverClass, transport)``: a fresh REP server and a REQ client connected to it,
+    both shut down after the test."""
+    opened: list[ZmqConnection] = []
 
     def serve(
         serverClass: type[ZmqREPConnection] = Collecting,
@@ -102,15 +104,21 @@ def serve(zmq_factory, zmq_address) -> Callable[..., tuple[ZmqREQConnection, Any
         bind = ZmqEndpoint(ZmqEndpointType.bind, zmq_address(transport))
         server = serverClass(zmq_factory, bind)
         connect = ZmqEndpoint(ZmqEndpointType.connect, server.lastEndpoint)
-        return clientClass(zmq_factory, connect), server
+        client = clientClass(zmq_factory, connect)
+        opened.extend([client, server])
+        return client, server
 
-    return serve
+    yield serve
+    for connection in opened:
+        connection.shutdown()
 
 
 @pytest.fixture
-def peer(zmq_factory, zmq_address) -> Callable[..., tuple[Any, Deferred[Any]]]:
+def peer(zmq_factory, zmq_address) -> Iterator[Callable[..., tuple[Any, Deferred[Any]]]]:
     """``peer(socketType, script, connectionClass)``: ``script(socket)`` runs in a thread on a
-    blocking pyzmq socket bound on inproc; returns a connection to it and the script's result."""
+    blocking pyzmq socket bound on inproc; returns a connection to it (shut down after the
+    test) and the script's result."""
+    opened: list[ZmqConnection] = []
 
     def start(
         socketType: int, script: Callable[[Any], Any], connectionClass: type[ZmqConnection]
@@ -126,9 +134,13 @@ def peer(zmq_factory, zmq_address) -> Callable[..., tuple[Any, Deferred[Any]]]:
                 socket.close()
 
         done = inThread(run)
-        return connectionClass(zmq_factory, ZmqEndpoint(ZmqEndpointType.connect, address)), done
+        connection = connectionClass(zmq_factory, ZmqEndpoint(ZmqEndpointType.connect, address))
+        opened.append(connection)
+        return connection, done
 
-    return start
+    yield start
+    for connection in opened:
+        connection.shutdown()
 
 
 @pytest.fixture
@@ -317,6 +329,7 @@ def test_reply_to_unknown_request_raises(zmq_factory):
     server = ZmqREPConnection(zmq_factory)
     with pytest.raises(ZmqUnknownRequestError):
         server.reply(b"no such id", b"reply")
+    server.shutdown()
 
 
 @pytest_twisted.ensureDeferred

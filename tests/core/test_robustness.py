@@ -116,6 +116,7 @@ async def test_reopened_client_with_same_identity_ignores_late_reply_to_predeces
         assert await answer == [b"answer to new question"]
     finally:
         router.close()
+    second.shutdown()
 
 
 @implementer(IPushProducer)
@@ -165,6 +166,7 @@ async def test_producer_errors_are_logged_and_delivery_goes_on(zmq_factory, zmq_
     assert got == [b"%d" % n for n in range(total)]
     logged = [e["log_failure"].getErrorMessage() for e in failures if "log_failure" in e]
     assert {"pause failed", "resume failed", "stop failed"} <= set(logged)
+    pull.shutdown()
 
 
 def test_txzmq_style_factory_subclass_attributes_are_honoured():
@@ -190,6 +192,7 @@ def test_request_options_that_cannot_work_are_refused(zmq_factory, options):
     with pytest.raises(ValueError):
         client.sendMsg(b"x", **options)
     assert client.pendingRequests == 0
+    client.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -245,6 +248,7 @@ async def test_cancelled_request_that_never_left_is_never_sent(zmq_factory, zmq_
         assert await answer == [b"ok"]
     finally:
         router.close()
+    client.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -264,3 +268,4 @@ async def test_retries_while_no_server_is_reachable_do_not_pile_up(zmq_factory, 
         assert await answer == [b"ok"]
     finally:
         router.close()
+    client.shutdown()

@@ -18,3 +18,5 @@ async def test_push_pull_roundtrip(zmq_factory, zmq_address):
     push = ZmqPushConnection(zmq_factory, ZmqEndpoint(ZmqEndpointType.connect, pull.lastEndpoint))
     push.push([b"a", b"b"])
     assert await got == [b"a", b"b"]
+    push.shutdown()
+    pull.shutdown()

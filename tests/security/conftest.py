@@ -73,34 +73,46 @@ def noSecurity(connection: ZmqConnection) -> None:
 
 @pytest.fixture
 def authenticator(zmq_factory: ZmqFactory) -> Iterator[ZmqAuthenticator]:
-    """A started ZAP handler on the test's factory (it stops with the factory)."""
+    """A started ZAP handler on the test's factory, stopped after the test."""
     authenticator = ZmqAuthenticator(zmq_factory)
     authenticator.start()
     yield authenticator
+    authenticator.stop()
 
 
 @pytest.fixture
-def startServer(zmq_factory: ZmqFactory) -> Callable[..., Server]:
-    """Starts a RecordingServer set up by ``configure`` and bound to tcp loopback."""
+def startServer(zmq_factory: ZmqFactory) -> Iterator[Callable[..., Server]]:
+    """
+    Starts a RecordingServer set up by ``configure`` and bound to tcp loopback; shuts it
+    down after the test.
+    """
+    servers: list[RecordingServer] = []
 
     def start(configure: Configure, address: str = "tcp://127.0.0.1:*") -> Server:
         connection = RecordingServer(zmq_factory)
+        servers.append(connection)
         configure(connection)
         failures = connection.monitor(HANDSHAKE_FAILURES)
         connection.addEndpoints([ZmqEndpoint(ZmqEndpointType.bind, address)])
         return Server(connection, failures, connection.lastEndpoint)
 
-    return start
+    yield start
+    for connection in servers:
+        connection.shutdown()
 
 
 @pytest.fixture
-def connectClient(zmq_factory: ZmqFactory) -> Callable[..., Client]:
-    """Connects a Client set up by ``configure`` to ``address``."""
+def connectClient(zmq_factory: ZmqFactory) -> Iterator[Callable[..., Client]]:
+    """Connects a Client set up by ``configure`` to ``address``; shuts it down after the test."""
+    clients: list[Client] = []
 
     def connect(address: str, configure: Configure = noSecurity) -> Client:
         client = Client(zmq_factory)
+        clients.append(client)
         configure(client)
         client.addEndpoints([ZmqEndpoint(ZmqEndpointType.connect, address)])
         return client
 
-    return connect
+    yield connect
+    for client in clients:
+        client.shutdown()

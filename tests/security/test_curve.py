@@ -285,6 +285,7 @@ async def test_user_id_mapping_can_be_overridden(zmq_factory, startServer, conne
     authenticator.configureCurve(location=CURVE_ALLOW_ANY)
     server = startServer(curveServer())
     assert await assertServes(server, connectClient(server.address, curveClient(alice))) == "alice"
+    authenticator.stop()
 
 
 @pytest_twisted.ensureDeferred
@@ -328,6 +329,8 @@ async def test_curve_pubsub_delivers_to_admitted_subscriber(zmq_factory, authent
     await waitForSubscription(publisher, subscriber, timeout=WAIT)
     publisher.publish(b"encrypted", b"news")
     assert await received.get().addTimeout(WAIT, reactor) == (b"encrypted", b"news")
+    subscriber.shutdown()
+    publisher.shutdown()
 
 
 class _TapClient(portforward.ProxyClient):

@@ -63,6 +63,7 @@ def test_malformed_curve_key_is_refused(zmq_factory, key):
         connection.useCurveServer(key, secret)
     with pytest.raises(ValueError):
         connection.useCurveClient(public, secret, key)
+    connection.shutdown()
 
 
 def test_security_after_an_endpoint_is_refused(zmq_factory):
@@ -75,10 +76,13 @@ def test_security_after_an_endpoint_is_refused(zmq_factory):
         connection.usePlainServer()
     with pytest.raises(RuntimeError):
         connection.usePlainClient("user", "password")
+    connection.shutdown()
 
 
 def test_message_property_outside_delivery_is_none(zmq_factory):
-    assert ZmqPullConnection(zmq_factory).messageProperty("User-Id") is None
+    connection = ZmqPullConnection(zmq_factory)
+    assert connection.messageProperty("User-Id") is None
+    connection.shutdown()
 
 
 @pytest_twisted.ensureDeferred

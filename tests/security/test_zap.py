@@ -92,6 +92,7 @@ async def test_zap_domain_class_attribute_applies(authenticator, zmq_factory, co
     assert (await failures.waitFor(zmq.EVENT_HANDSHAKE_FAILED_AUTH, timeout=WAIT)).value == 400
     pending.cancel()
     await pending.addErrback(lambda failure: failure.trap(CancelledError))
+    server.shutdown()
 
 
 @pytest_twisted.ensureDeferred
@@ -139,6 +140,7 @@ async def test_stopped_authenticator_lets_the_next_one_bind(zmq_factory, authent
     successor = ZmqAuthenticator(zmq_factory)
     successor.start()
     assert successor.running
+    successor.stop()
 
 
 # -- malformed ZAP requests -----------------------------------------------------------------
