@@ -343,6 +343,19 @@ async def test_second_reply_to_the_same_request_raises(serve):
     assert await request == [b"first"]
 
 
+@pytest_twisted.ensureDeferred
+async def test_forgotten_request_is_never_answered(serve):
+    client, server = serve()
+    dropped = client.sendMsg(b"no reply wanted", timeout=0.2)
+    [(messageId, _)] = await server.received(1)
+    assert server.forget(messageId) is True
+    assert server.pendingRequests == 0
+    assert server.forget(messageId) is False
+    with pytest.raises(ZmqUnknownRequestError):
+        server.reply(messageId, b"too late")
+    await fails(dropped, ZmqRequestTimeoutError)
+
+
 def sendWithoutThenWithDelimiter(socket: Any) -> list[bytes]:
     """DEALER peer: a message with no empty delimiter, then a well-formed request."""
     socket.send_multipart([b"x"])

@@ -59,6 +59,40 @@ def test_reactor_stop_without_registered_shutdown_never_hangs():
     assert "stopped" in result.stdout
 
 
+def test_socket_events_nobody_reads_never_block_shutdown():
+    """
+    libzmq sends socket events with a blocking send while holding the monitor's lock; a
+    reactor that does not read them must not leave that send, and shutdown behind it, stuck.
+    """
+    source = textwrap.dedent(
+        """
+        import time, zmq
+        from twisted.internet import reactor
+        from txzmq2 import ZmqEndpoint, ZmqFactory, ZmqRouterConnection
+        factory = ZmqFactory(reactor)
+        server = ZmqRouterConnection(factory, ZmqEndpoint("bind", "tcp://127.0.0.1:*"))
+        # The reactor never runs: thousands of events pile up unread.
+        context = zmq.Context()
+        for _ in range(1500):
+            peer = context.socket(zmq.DEALER)
+            peer.connect(server.lastEndpoint)
+            peer.send(b"hi")
+            time.sleep(0.0002)
+            peer.close(linger=0)
+        time.sleep(0.5)
+        server.shutdown()
+        context.term()
+        factory.shutdown()
+        print("closed")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", source], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    assert "closed" in result.stdout
+
+
 @pytest_twisted.ensureDeferred
 async def test_context_terminated_under_a_connection_fails_its_requests(zmq_address):
     context = zmq.Context()
