@@ -732,7 +732,7 @@ class ZmqConnection:
 
     def doRead(self) -> None:
         """The reactor saw the FD signal: run a pass."""
-        self._runPass()
+        self._runPass(woken=True)
 
     def connectionLost(self, reason: Failure) -> None:
         """The reactor dropped this descriptor (at reactor shutdown): shut down."""
@@ -746,7 +746,7 @@ class ZmqConnection:
         self._passCall = None
         self._runPass()
 
-    def _runPass(self) -> None:
+    def _runPass(self, woken: bool = False) -> None:
         """
         Flush queued sends, deliver a bounded batch of messages, then look at ``EVENTS``
         and schedule another pass if anything is left to do.
@@ -768,7 +768,7 @@ class ZmqConnection:
                 stuck = sent == 0 and self._outbound.routed and self._outbound.length > 0
             events: int | None = None
             if self.receives and not self._readPaused:
-                events = self._readBatch()
+                events = self._readBatch(woken)
             if self.closed:  # a callback shut us down
                 return
             if events is None:
@@ -807,7 +807,7 @@ class ZmqConnection:
         self._retryCall = None
         self._runPass()
 
-    def _readBatch(self) -> int | None:
+    def _readBatch(self, woken: bool) -> int | None:
         """
         Deliver up to a batch of messages. Returns ``EVENTS`` when reading them was the
         last socket operation (the pass then need not read them again), else ``None``.
@@ -817,15 +817,16 @@ class ZmqConnection:
         deadline = monotonic() + self.readBatchSeconds
         count = 0
         # Most wake-ups carry one message (request-reply). Ending a recv loop costs a
-        # zmq.Again exception, twice the price of reading EVENTS: so look first, before
-        # the first two reads; a burst beyond that reads until Again.
-        probe = True
+        # zmq.Again exception, twice the price of reading EVENTS: so look before the
+        # second read, and before the first unless the FD woke us (then a message is
+        # almost always there, and recv itself processes libzmq's pending commands); a
+        # burst beyond that reads until Again.
+        probe = not woken
         while count < limit:
             if probe:
                 events = cast(int, self._getOption(_EVENTS))
                 if not events & _POLLIN:
                     return events
-                probe = count == 0
             try:
                 frame = recv(_NOBLOCK, copy=False)
             except zmq.Again:
@@ -843,6 +844,7 @@ class ZmqConnection:
                     break
                 message.append(frame.bytes)
             count += 1
+            probe = count == 1
             try:
                 self.messageReceived(message)
             except Exception:
