@@ -5,7 +5,6 @@ prints what its docstring promises.
 
 from __future__ import annotations
 
-import pathlib
 import re
 import signal
 import subprocess
@@ -13,9 +12,9 @@ import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).parent.parent
+from tests.examples import ROOT, TIMEOUT, exampleOutput, runExample
+
 EXAMPLES = ROOT / "examples"
-TIMEOUT = 60
 
 # Example file -> what its output must contain: a line (str) or a pattern with a count
 # (regular expression, how many lines match it; None for "at least one").
@@ -72,16 +71,6 @@ EXPECTED: dict[str, list[Expectation]] = {
 }
 
 
-def runExample(*arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, *arguments],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
-
-
 def assertOutput(output: str, expected: list[Expectation]) -> None:
     lines = output.splitlines()
     for expectation in expected:
@@ -98,10 +87,7 @@ def assertOutput(output: str, expected: list[Expectation]) -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_example_runs_to_completion_and_prints_its_story(name: str) -> None:
-    result = runExample(f"examples/{name}")
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
-    assertOutput(result.stdout, EXPECTED[name])
+    assertOutput("\n".join(exampleOutput(f"examples/{name}")), EXPECTED[name])
 
 
 # Examples whose feature has a test directory of its own are run there.

@@ -26,6 +26,21 @@ if TYPE_CHECKING:
 __all__ = ["ZmqREPConnection", "ZmqREQConnection"]
 
 
+def checkRequestOptions(timeout: float | None, retries: int) -> None:
+    """
+    Validate a request's ``timeout`` and ``retries`` (shared by every client that retries).
+
+    :raises ValueError: for a negative ``timeout`` or ``retries``, or ``retries`` without a
+        ``timeout``.
+    """
+    if timeout is not None and timeout < 0:
+        raise ValueError(f"timeout must be >= 0 or None, not {timeout}")
+    if retries < 0:
+        raise ValueError(f"retries must be >= 0, not {retries}")
+    if retries and timeout is None:
+        raise ValueError("retries need a timeout: a retry is sent when a try times out")
+
+
 class _Request:
     """
     One outstanding request. Its life has one owner, ``ZmqREQConnection._pending``: it is
@@ -88,12 +103,7 @@ class ZmqREQConnection(ZmqConnection):
             return fail(ZmqConnectionClosed(f"{self!r} is shut down; cannot send a request"))
         if timeout is None:
             timeout = self.defaultRequestTimeout
-        if timeout is not None and timeout < 0:
-            raise ValueError(f"timeout must be >= 0 or None, not {timeout}")
-        if retries < 0:
-            raise ValueError(f"retries must be >= 0, not {retries}")
-        if retries and timeout is None:
-            raise ValueError("retries need a timeout: a retry is sent when a try times out")
+        checkRequestOptions(timeout, retries)
         if not parts:
             raise ValueError("a request needs at least one frame")
         self._nextRequestId += 1

@@ -5,28 +5,16 @@ prints the story its docstring tells, with correct answers.
 
 from __future__ import annotations
 
-import pathlib
 import re
-import subprocess
-import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).parent.parent.parent
+from tests.examples import exampleOutput
 
 
 @pytest.mark.timeout(60)
 def test_mdp_demo_answers_every_request_through_the_broker() -> None:
-    result = subprocess.run(
-        [sys.executable, "examples/mdp_demo.py"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=50,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = result.stdout.splitlines()
+    lines = exampleOutput("examples/mdp_demo.py", timeout=50)
     assert re.fullmatch(r"broker: listening on tcp://127\.0\.0\.1:\d+", lines[0])
     assert "client: sent 12 requests to upper and 8 to add" in lines
     assert "workers: started 3 for upper, 2 for add" in lines

@@ -6,28 +6,16 @@ promises.
 
 from __future__ import annotations
 
-import pathlib
 import re
-import subprocess
-import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).parents[2]
+from tests.examples import exampleOutput
 
 
 @pytest.mark.timeout(90)
 def test_rpc_service_example_runs_two_workers_and_a_client():
-    result = subprocess.run(
-        [sys.executable, "examples/rpc_service.py"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = result.stdout.splitlines()
+    lines = exampleOutput("examples/rpc_service.py", timeout=60)
 
     def matching(pattern: str) -> list[re.Match[str]]:
         return [found for line in lines if (found := re.fullmatch(pattern, line))]

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import pytest
 import zmq
+from twisted.internet.defer import CancelledError
 
 from txzmq2 import (
     ZmqConnection,
@@ -116,3 +117,19 @@ def connectClient(zmq_factory: ZmqFactory) -> Iterator[Callable[..., Client]]:
     yield connect
     for client in clients:
         client.shutdown()
+
+
+async def assertRefused(
+    server: Server,
+    client: Client,
+    event: int = zmq.EVENT_HANDSHAKE_FAILED_AUTH,
+    value: int = 400,
+) -> None:
+    """The server reports ``event`` with ``value`` and its application never saw the client."""
+    pending = client.sendMsg(b"let me in", timeout=WAIT)
+    refused = await server.failures.waitFor(event, timeout=WAIT)
+    assert (refused.event, refused.value) == (event, value)
+    pending.cancel()
+    with pytest.raises(CancelledError):
+        await pending
+    assert server.connection.requests == []

@@ -13,10 +13,10 @@ import pytest
 import pytest_twisted
 import zmq
 from twisted.internet import reactor
-from twisted.internet.defer import CancelledError, Deferred, DeferredQueue, fail
+from twisted.internet.defer import Deferred, DeferredQueue, fail
 from twisted.protocols import portforward
 
-from tests.security.conftest import WAIT, KeyPair, keyPair, noSecurity
+from tests.security.conftest import WAIT, KeyPair, assertRefused, keyPair, noSecurity
 from txzmq2 import (
     ZmqConnection,
     ZmqEndpoint,
@@ -47,17 +47,6 @@ def curveClient(keys: KeyPair, serverKey: bytes = SERVER.public) -> Any:
         connection.useCurveClient(keys.public, keys.secret, serverKey)
 
     return configure
-
-
-async def assertRefused(server: Any, client: Any, event: int, value: int) -> None:
-    """The server reports ``event`` with ``value`` and its application never saw the client."""
-    pending = client.sendMsg(b"let me in", timeout=WAIT)
-    refused = await server.failures.waitFor(event, timeout=WAIT)
-    assert (refused.event, refused.value) == (event, value)
-    pending.cancel()
-    with pytest.raises(CancelledError):
-        await pending
-    assert server.connection.requests == []
 
 
 async def assertServes(server: Any, client: Any) -> str:

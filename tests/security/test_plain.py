@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 import pytest_twisted
 import zmq
-from twisted.internet.defer import CancelledError
 
-from tests.security.conftest import WAIT, noSecurity
+from tests.security.conftest import WAIT, assertRefused, noSecurity
 from txzmq2 import ZmqConnection
 
 pytestmark = pytest.mark.timeout(30)
@@ -33,16 +32,6 @@ def plainClient(username: str, password: str) -> Any:
         connection.usePlainClient(username, password)
 
     return configure
-
-
-async def assertRefused(server: Any, client: Any, event: int, value: int) -> None:
-    pending = client.sendMsg(b"let me in", timeout=WAIT)
-    refused = await server.failures.waitFor(event, timeout=WAIT)
-    assert (refused.event, refused.value) == (event, value)
-    pending.cancel()
-    with pytest.raises(CancelledError):
-        await pending
-    assert server.connection.requests == []
 
 
 @pytest_twisted.ensureDeferred

@@ -6,15 +6,12 @@ one is refused at the handshake (seen by both monitors) and its request times ou
 
 from __future__ import annotations
 
-import pathlib
 import re
-import subprocess
-import sys
 
 import pytest
 import zmq
 
-ROOT = pathlib.Path(__file__).parent.parent.parent
+from tests.examples import exampleOutput
 
 pytestmark = [
     pytest.mark.skipif(not zmq.has("curve"), reason="libzmq was built without CURVE"),
@@ -23,16 +20,7 @@ pytestmark = [
 
 
 def test_secure_service_serves_the_listed_client_and_refuses_the_other():
-    result = subprocess.run(
-        [sys.executable, "examples/secure_service.py"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=50,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = result.stdout.splitlines()
+    lines = exampleOutput("examples/secure_service.py", timeout=50)
 
     def matching(pattern: str) -> list[str]:
         return [line for line in lines if re.fullmatch(pattern, line)]

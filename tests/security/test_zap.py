@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from twisted.internet.defer import CancelledError
 
 from tests.peers import blockingSocket, inThread
-from tests.security.conftest import WAIT, noSecurity
+from tests.security.conftest import WAIT, assertRefused, noSecurity
 from txzmq2 import ZmqConnection, ZmqEndpoint, ZmqEndpointType, ZmqError
 from txzmq2.auth import CURVE_ALLOW_ANY, ZAP_ENDPOINT, ZmqAuthenticator
 
@@ -28,16 +28,6 @@ def nullServer(zapDomain: str | None) -> Any:
             connection.setSocketOption(zmq.ZAP_DOMAIN, zapDomain.encode())
 
     return configure
-
-
-async def assertRefused(server: Any, client: Any, value: int = 400) -> None:
-    pending = client.sendMsg(b"let me in", timeout=WAIT)
-    refused = await server.failures.waitFor(zmq.EVENT_HANDSHAKE_FAILED_AUTH, timeout=WAIT)
-    assert refused.value == value
-    pending.cancel()
-    with pytest.raises(CancelledError):
-        await pending
-    assert server.connection.requests == []
 
 
 @pytest_twisted.ensureDeferred

@@ -21,6 +21,7 @@ from txzmq2.endpoint import ZmqEndpoint
 from txzmq2.errors import ZmqConnectionClosed, ZmqRequestTimeoutError
 from txzmq2.factory import ZmqFactory
 from txzmq2.mdp._protocol import CLIENT, Malformed, parseClientMessage, serviceName
+from txzmq2.reqrep import checkRequestOptions
 from txzmq2.routerdealer import ZmqDealerConnection
 
 if TYPE_CHECKING:
@@ -144,12 +145,7 @@ class MajordomoClient:
             raise ValueError("a request needs at least one frame")
         if timeout is None:
             timeout = self.defaultRequestTimeout
-        if timeout is not None and timeout < 0:
-            raise ValueError(f"timeout must be >= 0 or None, not {timeout}")
-        if retries < 0:
-            raise ValueError(f"retries must be >= 0, not {retries}")
-        if retries and timeout is None:
-            raise ValueError("retries need a timeout: a retry is sent when a try times out")
+        checkRequestOptions(timeout, retries)
         message = _toFrames([b"", CLIENT, name, *frames])
         if self._closed or self.factory.shuttingDown:
             return fail(ZmqConnectionClosed(f"{self!r} is shut down; cannot send a request"))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.defer import Deferred, fail
 
 from txzmq2.errors import ZmqProtocolError, ZmqSerializationError
-from txzmq2.reqrep import ZmqREQConnection
+from txzmq2.reqrep import ZmqREQConnection, checkRequestOptions
 from txzmq2.rpc import _wire
 from txzmq2.rpc.serializers import MsgpackSerializer, Serializer
 
@@ -54,14 +54,9 @@ class RPCClient(ZmqREQConnection):
         identity: bytes | str | None = None,
     ) -> None:
         if timeout is not None:
-            if timeout < 0:
-                raise ValueError(f"timeout must be >= 0 or None, not {timeout}")
             # What sendMsg falls back on: the timeout of every call not given its own.
             self.defaultRequestTimeout = timeout
-        if retries < 0:
-            raise ValueError(f"retries must be >= 0, not {retries}")
-        if retries and self.defaultRequestTimeout is None:
-            raise ValueError("retries need a timeout: a retry is sent when a try times out")
+        checkRequestOptions(self.defaultRequestTimeout, retries)
         self.retries = retries
         self.serializer: Serializer = MsgpackSerializer() if serializer is None else serializer
         _wire.checkSerializerName(self.serializer.name)
