@@ -1,14 +1,23 @@
 """
-The benchmark suite runs: a quick PUSH/PULL pass prints one JSON line per measurement with
-the documented keys and positive figures. No performance figure is asserted.
+The benchmark suite runs: a quick pass prints one JSON line per measurement with the
+documented keys and positive figures, measures txZMQ too when it is importable, and reports
+a txZMQ that is missing or fails instead of crashing. No performance figure is asserted.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import pathlib
 import subprocess
 import sys
+from typing import Any
+
+import pytest
+
+from benchmarks.common import Measurement
+from benchmarks.report import markdownTable
 
 ROOT = pathlib.Path(__file__).parent.parent
 TIMEOUT = 120
@@ -31,23 +40,72 @@ KEYS = {
     "peer_rss_kb",
     "ratio",
     "error",
+    "skipped",
 }
+BASELINES = ("--impl", "txzmq2", "--impl", "pyzmq")
+
+needsTxzmq = pytest.mark.skipif(
+    importlib.util.find_spec("txzmq") is None,
+    reason="txZMQ is not installed (pip install 'txzmq2[bench]'): nothing to measure",
+)
+
+# Stand-ins for txZMQ, put first on the suite's path: one that does not import, and one
+# that imports but fails as soon as a measurement starts.
+UNIMPORTABLE_TXZMQ = 'raise ImportError("simulated: this txZMQ does not import")\n'
+FAILING_TXZMQ = """
+class ZmqConnection:
+    pass
 
 
-def runSuite(*arguments: str) -> subprocess.CompletedProcess[str]:
+ZmqREPConnection = ZmqREQConnection = ZmqConnection
+ZmqPushConnection = ZmqPullConnection = ZmqPubConnection = ZmqSubConnection = ZmqConnection
+
+
+class ZmqFactory:
+    def __init__(self):
+        raise RuntimeError("simulated txZMQ failure")
+"""
+
+
+def runSuite(
+    *arguments: str, txzmq: str | None = None, tmpPath: pathlib.Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the suite; with ``txzmq``, that source stands in for the txzmq module."""
+    environment = dict(os.environ)
+    if txzmq is not None:
+        assert tmpPath is not None
+        (tmpPath / "txzmq.py").write_text(txzmq)
+        environment["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(tmpPath), environment.get("PYTHONPATH")])
+        )
     return subprocess.run(
         [sys.executable, "-m", "benchmarks", *arguments],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
+        env=environment,
     )
 
 
+def jsonOutput(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def tableRows(result: subprocess.CompletedProcess[str], impl: str) -> list[list[str]]:
+    """The cells of the table rows of ``impl`` (as the table names it)."""
+    rows = [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in result.stdout.splitlines()
+        if line.startswith("|")
+    ]
+    return [row for row in rows if row[3] == impl]
+
+
 def test_quick_push_pull_prints_a_json_line_per_measurement() -> None:
-    result = runSuite("--quick", "--json", "--case", "push_pull_100B")
+    result = runSuite("--quick", "--json", "--case", "push_pull_100B", *BASELINES)
     assert result.returncode == 0, result.stderr
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    lines = jsonOutput(result)
     # txzmq2 and pyzmq, each with the far side in-process and in a subprocess (tcp only).
     assert {(line["impl"], line["mode"]) for line in lines} == {
         ("txzmq2", "inprocess"),
@@ -68,13 +126,122 @@ def test_quick_push_pull_prints_a_json_line_per_measurement() -> None:
 
 def test_quick_request_reply_reports_latencies() -> None:
     result = runSuite(
-        "--quick", "--json", "--case", "reqrep_sequential", "--server-mode", "inprocess"
+        "--quick",
+        "--json",
+        "--case",
+        "reqrep_sequential",
+        "--server-mode",
+        "inprocess",
+        *BASELINES,
     )
     assert result.returncode == 0, result.stderr
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    lines = jsonOutput(result)
     assert [line["impl"] for line in lines] == ["txzmq2", "pyzmq"]
     for line in lines:
         assert 0 < line["p50_us"] <= line["p99_us"]
+
+
+@needsTxzmq
+def test_quick_txzmq_is_measured_in_both_modes() -> None:
+    result = runSuite(
+        "--quick", "--json", "--case", "push_pull_100B", "--impl", "pyzmq", "--impl", "txzmq"
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in jsonOutput(result) if line["impl"] == "txzmq"]
+    assert [line["mode"] for line in lines] == ["inprocess", "subprocess"]
+    for line in lines:
+        assert line["error"] is None and line["timed_out"] is False
+        assert line["completed"] == line["count"] > 0
+        assert line["msgs_per_s"] > 0 and line["mb_per_s"] > 0 and line["rss_kb"] > 0
+        assert line["max_stall_ms"] > 0 and line["ratio"] > 0
+    assert lines[1]["peer_rss_kb"] > 0 and lines[1]["peer_max_stall_ms"] > 0
+
+
+@needsTxzmq
+def test_table_shows_txzmq_with_latencies_and_rpc_as_not_applicable() -> None:
+    result = runSuite(
+        "--quick",
+        "--case",
+        "reqrep_sequential",
+        "--case",
+        "rpc_sequential",
+        "--server-mode",
+        "inprocess",
+        "--impl",
+        "pyzmq",
+        "--impl",
+        "txzmq",
+    )
+    assert result.returncode == 0, result.stderr
+    requests, calls = tableRows(result, "txZMQ")
+    # throughput, ratio to pyzmq, p50, p99, stall: figures, not placeholders.
+    assert requests[4].endswith(" msg/s") and requests[5].endswith("x")
+    assert all(cell != "-" for cell in requests[6:9])
+    assert calls[4] == "n/a (txZMQ has no RPC layer)"
+
+
+def test_unimportable_txzmq_is_skipped_with_the_reason(tmp_path: pathlib.Path) -> None:
+    result = runSuite(
+        "--quick",
+        "--case",
+        "push_pull_100B",
+        "--server-mode",
+        "inprocess",
+        txzmq=UNIMPORTABLE_TXZMQ,
+        tmpPath=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert tableRows(result, "txZMQ") == []
+    assert (
+        "txZMQ was not measured (skipped): import txzmq failed: "
+        "ImportError: simulated: this txZMQ does not import"
+    ) in result.stdout
+
+
+def test_asking_for_an_unimportable_txzmq_is_a_usage_error(tmp_path: pathlib.Path) -> None:
+    result = runSuite("--quick", "--impl", "txzmq", txzmq=UNIMPORTABLE_TXZMQ, tmpPath=tmp_path)
+    assert result.returncode == 2
+    assert "--impl txzmq: cannot import txzmq" in result.stderr
+
+
+def test_failing_txzmq_is_reported_as_failed_and_the_suite_goes_on(
+    tmp_path: pathlib.Path,
+) -> None:
+    result = runSuite(
+        "--quick",
+        "--case",
+        "push_pull_100B",
+        "--impl",
+        "txzmq",
+        "--impl",
+        "txzmq2",
+        txzmq=FAILING_TXZMQ,
+        tmpPath=tmp_path,
+    )
+    # A txZMQ failure is a finding about txZMQ: it does not fail the run.
+    assert result.returncode == 0, result.stderr
+    rows = tableRows(result, "txZMQ")
+    assert [row[4] for row in rows] == ["failed: RuntimeError: simulated txZMQ failure"] * 2
+    assert len(tableRows(result, "txzmq2")) == 2
+
+
+def test_timed_out_measurement_is_shown_as_failed_with_its_progress() -> None:
+    measurement = Measurement(
+        "pub_sub_100B",
+        "tcp",
+        "inprocess",
+        "txzmq",
+        200_000,
+        100,
+        completed=1_500,
+        msgs_per_s=75_000.0,
+        mb_per_s=7.5,
+        timed_out=True,
+    )
+    assert (
+        "| txZMQ | failed: timed out at 1,500/200,000 (75,000 msg/s, 7.5 MB/s until then) |"
+        in markdownTable([measurement])
+    )
 
 
 def test_unknown_case_is_a_usage_error() -> None:

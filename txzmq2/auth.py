@@ -30,7 +30,7 @@ from zmq.auth.base import Authenticator
 from zmq.utils import z85
 
 from txzmq2.endpoint import ZmqEndpoint, ZmqEndpointType
-from txzmq2.errors import ZmqError
+from txzmq2.errors import ZmqError, ZmqUnknownRequestError
 from txzmq2.reqrep import ZmqREPConnection
 
 if TYPE_CHECKING:
@@ -128,24 +128,32 @@ class _ZapHandler(ZmqREPConnection):
     holds only its own peer).
     """
 
-    socketType = zmq.ROUTER
     # inproc produces no socket events: a monitor would be an idle socket.
     monitored = False
 
     def __init__(self, authenticator: ZmqAuthenticator) -> None:
         self.authenticator = authenticator
+        # Decisions still being made (a slow credentials callback), cancelled on shutdown
+        # so that neither they nor their timeouts outlive the socket.
+        self._deciding: dict[bytes, Deferred[list[bytes] | None]] = {}
         super().__init__(authenticator.factory)
 
     def gotMessage(self, messageId: bytes, *frames: bytes) -> None:
         authenticator = self.authenticator
         decided = Deferred.fromCoroutine(authenticator._decide(list(frames)))
+        self._deciding[messageId] = decided
         decided.addTimeout(authenticator.requestTimeout, self.factory.reactor)
+        decided.addBoth(self._decided, messageId)
         decided.addCallbacks(
             self._answer,
             self._failed,
             callbackArgs=(messageId,),
             errbackArgs=(messageId, frames),
         )
+
+    def _decided(self, result: object, messageId: bytes) -> object:
+        self._deciding.pop(messageId, None)
+        return result
 
     def _answer(self, reply: list[bytes] | None, messageId: bytes) -> None:
         if self.closed:
@@ -154,7 +162,7 @@ class _ZapHandler(ZmqREPConnection):
             # Too short to carry a request id: nothing to answer (pyzmq logged it).
             self.forget(messageId)
             return
-        self.reply(messageId, *reply)
+        self._send(messageId, reply)
 
     def _failed(self, failure: Failure, messageId: bytes, frames: tuple[bytes, ...]) -> None:
         if self.closed:
@@ -172,7 +180,20 @@ class _ZapHandler(ZmqREPConnection):
             self.forget(messageId)
             return
         # Refuse rather than leave the peer's handshake waiting on us.
-        self.reply(messageId, *_zapReply(frames[1], status, text))
+        self._send(messageId, _zapReply(frames[1], status, text))
+
+    def _send(self, messageId: bytes, reply: list[bytes]) -> None:
+        try:
+            self.reply(messageId, *reply)
+        except ZmqUnknownRequestError:
+            # Evicted past maxPendingRequests while its decision took long: libzmq has
+            # given up on that handshake, or will; nothing to answer.
+            self._log.warn("ZAP: a decision came after its request was forgotten")
+
+    def _connectionClosed(self) -> None:
+        super()._connectionClosed()
+        for decision in list(self._deciding.values()):
+            decision.cancel()
 
 
 def _zapReply(requestId: bytes, status: bytes, text: bytes) -> list[bytes]:
@@ -233,10 +254,14 @@ class ZmqAuthenticator:
         """
         handler, self._handler = self._handler, None
         if handler is not None and not handler.closed:
-            # Closing releases an inproc address later, on libzmq's reaper thread; unbind
-            # now, so that a new handler can bind at once.
-            handler.socket.unbind(ZAP_ENDPOINT)
-            handler.shutdown()
+            try:
+                # Closing releases an inproc address later, on libzmq's reaper thread;
+                # unbind now, so that a new handler can bind at once.
+                handler.socket.unbind(ZAP_ENDPOINT)
+            except zmq.ZMQError:
+                pass  # a terminated context: closing below is all there is to do
+            finally:
+                handler.shutdown()
 
     def allow(self, *addresses: str) -> None:
         """

@@ -5,6 +5,7 @@ The factory: one ZeroMQ context, one reactor, and the connections made on them.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import zmq
@@ -60,6 +61,7 @@ class ZmqFactory:
         self._shutdownWaiters: list[Deferred[None]] | None = None
         self._shutdownDone = False
         self._shutdownTrigger: Any = None
+        self._shutdownHooks: list[Callable[[], object]] = []
 
     @property
     def shuttingDown(self) -> bool:
@@ -84,6 +86,20 @@ class ZmqFactory:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} with {len(self.connections)} connection(s)>"
+
+    def addShutdownHook(self, hook: Callable[[], object]) -> None:
+        """
+        Call ``hook()`` when :meth:`shutdown` starts, before the connections close: for
+        objects that own connections and timers of their own (a worker waiting to
+        reconnect has no connection for the shutdown to close). An exception it raises is
+        logged.
+        """
+        self._shutdownHooks.append(hook)
+
+    def removeShutdownHook(self, hook: Callable[[], object]) -> None:
+        """Forget a hook given to :meth:`addShutdownHook` (its object shut down first)."""
+        if hook in self._shutdownHooks:
+            self._shutdownHooks.remove(hook)
 
     def registerForShutdown(self) -> None:
         """
@@ -116,6 +132,12 @@ class ZmqFactory:
             self._shutdownWaiters.append(waiter)
             return waiter
         self._shutdownWaiters = []
+        hooks, self._shutdownHooks = self._shutdownHooks, []
+        for hook in hooks:
+            try:
+                hook()
+            except Exception:
+                self._log.failure("{factory}: a shutdown hook failed", factory=self)
         first: Deferred[None] = Deferred()
         self._shutdownWaiters.append(first)
         # Errbacks fired by a closing connection may try to open new ones (a reconnect on

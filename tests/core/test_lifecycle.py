@@ -268,3 +268,25 @@ async def test_error_in_user_callback_is_logged_and_next_message_delivered(
     assert "user bug" in failures[0]["log_failure"].getTraceback()
     push.shutdown()
     pull.shutdown()
+
+
+@pytest_twisted.ensureDeferred
+async def test_shutdown_hooks_run_once_before_connections_close(loggedFailures):
+    factory = ZmqFactory(reactor)
+    pull = ZmqPullConnection(factory)
+    seen: list[str] = []
+
+    def broken() -> None:
+        raise RuntimeError("hook failed")
+
+    factory.addShutdownHook(lambda: seen.append("open" if not pull.closed else "closed"))
+    factory.addShutdownHook(broken)
+    def forgotten() -> None:
+        seen.append("forgotten")
+
+    factory.addShutdownHook(forgotten)
+    factory.removeShutdownHook(forgotten)
+    await factory.shutdown()
+    await factory.shutdown()
+    assert seen == ["open"]
+    assert [event["log_failure"].type for event in loggedFailures] == [RuntimeError]

@@ -14,7 +14,7 @@ import pytest_twisted
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import deferLater
 
-from tests.mdp.conftest import INTERVAL, LIVENESS, saying, until
+from tests.mdp.conftest import INTERVAL, LIVENESS, RawRouter, echo, saying, until
 from tests.mdp.reference import (
     DISCONNECT,
     HEARTBEAT,
@@ -26,6 +26,8 @@ from tests.mdp.reference import (
     rfcRequest,
 )
 from tests.peers import inThread
+from txzmq2 import ZmqEndpoint
+from txzmq2.mdp import MajordomoWorker
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -90,6 +92,27 @@ async def test_worker_registers_again_on_a_new_socket_after_DISCONNECT(mdp):
     router.send([first, b"", MDPW01, DISCONNECT])
     # Nothing more on the old socket (no DISCONNECT back): the next message is a new READY.
     assert await registration(router) != first
+
+
+@pytest_twisted.ensureDeferred
+async def test_factory_shutdown_stops_a_worker_waiting_to_reconnect(zmq_factory):
+    from twisted.internet import reactor
+
+    router = RawRouter(zmq_factory, ZmqEndpoint("bind", "tcp://127.0.0.1:*"))
+    worker = MajordomoWorker(
+        zmq_factory,
+        ZmqEndpoint("connect", router.lastEndpoint),
+        "echo",
+        echo,
+        heartbeatInterval=INTERVAL,
+        reconnectDelay=30.0,
+        maxReconnectDelay=30.0,
+    )
+    first = await registration(router)
+    router.send([first, b"", MDPW01, DISCONNECT])
+    await until(lambda: worker.connection is None)  # waiting 30 s to reconnect
+    await zmq_factory.shutdown()
+    assert [call for call in reactor.getDelayedCalls() if call.active()] == []
 
 
 @pytest_twisted.ensureDeferred

@@ -227,3 +227,32 @@ async def test_null_client_is_served_under_any_handler_by_default(
         b"anonymous",
         b"hi",
     ]
+
+
+@pytest_twisted.ensureDeferred
+async def test_decision_still_pending_at_shutdown_is_cancelled(
+    zmq_factory, authenticator, startServer, connectClient
+):
+    from twisted.internet import reactor
+    from twisted.internet.defer import Deferred
+
+    asked: Deferred[None] = Deferred()
+    forever: Deferred[bool] = Deferred()
+
+    def decide(domain: str, key: bytes) -> Deferred[bool]:
+        reactor.callLater(0, asked.callback, None)  # once the handler holds the decision
+        return forever
+
+    serverKeys, clientKeys = zmq.curve_keypair(), zmq.curve_keypair()
+    authenticator.configureCurveCallback(decide)
+    server = startServer(lambda c: c.useCurveServer(*serverKeys))
+    client = connectClient(server.address, lambda c: c.useCurveClient(*clientKeys, serverKeys[0]))
+    pending = client.sendMsg(b"let me in", timeout=WAIT)
+    await asked
+    timeouts = [call for call in reactor.getDelayedCalls() if call.active()]
+    authenticator.stop()
+    assert forever.called  # cancelled with its handler
+    # The decision's timeout went with it: nothing of the ZAP handler is left scheduled.
+    assert [call for call in reactor.getDelayedCalls() if call.active()] < timeouts
+    pending.cancel()
+    await pending.addErrback(lambda failure: failure.trap(CancelledError))

@@ -179,7 +179,7 @@ class MajordomoBroker:
         self._workers: dict[bytes, _Worker] = {}
         self._services: dict[bytes, _Service] = {}
         self._queued = 0
-        self._heartbeat = LoopingCall(self._tick)
+        self._heartbeat = LoopingCall(self._guardedTick)
         self._heartbeat.clock = self._reactor
         self.connection: ZmqRouterConnection = _BrokerConnection(self, factory, endpoint)
         """The broker's ROUTER connection, for ``lastEndpoint``, ``addEndpoints``,
@@ -425,6 +425,14 @@ class MajordomoBroker:
     def _expiry(self) -> float:
         """When a worker heard from now expires if nothing more is heard from it."""
         return float(self._reactor.seconds()) + self.heartbeatLiveness * self.heartbeatInterval
+
+    def _guardedTick(self) -> None:
+        # An exception escaping a LoopingCall stops it for good, and with it every
+        # heartbeat and expiry after it: log it, and beat again next time.
+        try:
+            self._tick()
+        except Exception:
+            self._log.failure("{broker}: a heartbeat tick failed", broker=self)
 
     def _tick(self) -> None:
         """Every heartbeat interval: expire silent workers and stale requests, heartbeat."""

@@ -136,10 +136,13 @@ class MajordomoWorker:
         self._reconnectCall: DelayedCall | None = None
         self._handling: set[Deferred[Any]] = set()
         self._stopped = False
-        self._heartbeat = LoopingCall(self._tick)
+        self._heartbeat = LoopingCall(self._guardedTick)
         self._heartbeat.clock = self._reactor
         self._open()
         self._heartbeat.start(heartbeatInterval, now=False)
+        # Also while it waits to reconnect, when it has no connection for the factory's
+        # shutdown to close.
+        factory.addShutdownHook(self.shutdown)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.service!r} at {self.endpoint.address}>"
@@ -214,6 +217,7 @@ class MajordomoWorker:
 
     def _stop(self) -> None:
         self._stopped = True
+        self.factory.removeShutdownHook(self.shutdown)
         if self._heartbeat.running:
             self._heartbeat.stop()
         if self._reconnectCall is not None and self._reconnectCall.active():
@@ -232,6 +236,14 @@ class MajordomoWorker:
         if self._connection is not None:
             self._connection.send(workerCommand(command, *frames))
             self._sentSinceTick = True
+
+    def _guardedTick(self) -> None:
+        # An exception escaping a LoopingCall stops it for good, and with it every
+        # heartbeat and expiry after it: log it, and beat again next time.
+        try:
+            self._tick()
+        except Exception:
+            self._log.failure("{worker}: a heartbeat tick failed", worker=self)
 
     def _tick(self) -> None:
         if self._connection is None:
