@@ -21,7 +21,15 @@ from typing import Any
 import msgpack
 import zmq
 
-from benchmarks.common import IDLE_END, Measurement, PeerProcess, Spec, summarise
+from benchmarks.common import (
+    CONNECT_TIMEOUT,
+    IDLE_END,
+    Measurement,
+    PeerProcess,
+    Spec,
+    handshake,
+    summarise,
+)
 
 __all__ = ["measure", "runServerSide"]
 
@@ -31,7 +39,6 @@ RPC_REPLY = b"txzmq2-rpc/1 reply msgpack"
 _SERVICE: dict[str, Callable[..., Any]] = {"echo": lambda data: data}
 
 POLL_MS = 100
-CONNECT_TIMEOUT = 10.0
 WARM_UP = 20
 PROBE = b"probe"
 DATA = b"data"
@@ -118,20 +125,6 @@ def _callResult(frames: list[bytes]) -> Any:
     if frames[0] != RPC_REPLY:
         raise ValueError(f"not an RPC reply: {frames[0]!r}")
     return msgpack.unpackb(frames[1])
-
-
-def _connect(socket: zmq.Socket[bytes], address: str) -> None:
-    """Connect and block until the handshake with the peer is done (pyzmq's monitor)."""
-    # The monitor first: on loopback the handshake can finish before the next statement.
-    monitor = socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
-    socket.connect(address)
-    try:
-        if not monitor.poll(int(CONNECT_TIMEOUT * 1000)):
-            raise TimeoutError(f"no handshake within {CONNECT_TIMEOUT} s")
-        monitor.recv_multipart()
-    finally:
-        socket.disable_monitor()
-        monitor.close()
 
 
 def _requests(socket: zmq.Socket[bytes], spec: Spec) -> tuple[int, list[float], bool]:
@@ -246,7 +239,7 @@ def measure(spec: Spec) -> Measurement:
         if spec.kind in ("sequential", "pipelined"):
             socket = context.socket(zmq.REQ if spec.kind == "sequential" else zmq.DEALER)
             socket.rcvtimeo = int(spec.timeout * 1000)
-            _connect(socket, address)
+            handshake(socket, lambda: socket.connect(address))
             started = perf_counter()
             completed, latencies, timedOut = _requests(socket, spec)
             elapsed = perf_counter() - started
@@ -261,7 +254,7 @@ def measure(spec: Spec) -> Measurement:
                 while socket.recv_multipart()[0] != PROBE:
                     pass
             else:
-                _connect(socket, address)
+                handshake(socket, lambda: socket.connect(address))
             completed, elapsed, timedOut = _receive(socket, spec, start)
         socket.close(linger=0)
         report = peer.stop() if peer is not None else None

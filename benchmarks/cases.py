@@ -1,6 +1,9 @@
 """
 The txzmq2 side of every case: the measuring side (client, PULL, SUB) and the far side
-(REP server, PUSH, PUB), on one reactor or with the far side in a peer process.
+(REP server, PUSH, PUB), on one reactor or with the far side in a peer process; and what
+every reactor-based implementation shares (:mod:`benchmarks.txzmq_cases` uses it too): the
+stall monitor, the burst sender, the request loop, the arrival counter, the peer's
+:class:`ServerSide`.
 
 Senders go through the connection's ``IConsumer`` (``registerProducer``), a few hundred
 messages per reactor turn, as an application that wants to stay responsive would; the
@@ -9,7 +12,10 @@ reactor's responsiveness is watched by :class:`StallMonitor` throughout the meas
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from functools import partial
 from time import perf_counter
 from typing import Any
 
@@ -18,7 +24,14 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.internet.task import LoopingCall
 from zope.interface import implementer
 
-from benchmarks.common import IDLE_END, Measurement, PeerProcess, Spec, summarise
+from benchmarks.common import (
+    CONNECT_TIMEOUT,
+    IDLE_END,
+    Measurement,
+    PeerProcess,
+    Spec,
+    summarise,
+)
 from txzmq2 import (
     Message,
     ZmqConnection,
@@ -37,18 +50,29 @@ from txzmq2.rpc import RPCClient, RPCServer, expose
 from txzmq2.testing import waitForSubscription
 
 __all__ = [
+    "DATA",
+    "PROBE",
+    "WARM_UP",
     "BurstSender",
+    "Counter",
     "EchoServer",
     "EchoService",
+    "ServerSide",
     "StallMonitor",
+    "countArrivals",
     "measure",
+    "requestLoop",
+    "runOnReactor",
+    "serve",
+    "startProbes",
     "startServerSide",
 ]
 
-CONNECT_TIMEOUT = 10.0
 WARM_UP = 20
 PROBE = b"probe"
 DATA = b"data"
+RETRY_DELAY = 0.001
+"""Seconds a :class:`BurstSender` waits after a refused send (no flow control to wait on)."""
 
 
 class StallMonitor:
@@ -99,21 +123,29 @@ class EchoService:
 @implementer(IPushProducer)
 class BurstSender:
     """
-    Sends ``count`` messages through ``send``, at most ``burst`` per reactor turn, paused
-    while the connection's outbound queue is above its high-water mark.
+    Sends ``count`` messages through ``send``, at most ``burst`` per reactor turn.
+
+    :param consumer: the txzmq2 connection (it has flow control): the sender registers as its
+        producer and pauses while the outbound queue is above its high-water mark.
+    :param refusedBy: what ``send`` raises when the message was not sent (a library without
+        flow control, at the high-water mark): the sender retries it after
+        :data:`RETRY_DELAY`.
     """
 
     def __init__(
         self,
         reactor: Any,
-        connection: ZmqConnection,
-        send: Callable[[], None],
+        send: Callable[[], object],
         count: int,
+        *,
+        consumer: ZmqConnection | None = None,
+        refusedBy: tuple[type[BaseException], ...] = (),
         burst: int = 256,
     ) -> None:
         self._reactor = reactor
-        self._connection = connection
+        self._consumer = consumer
         self._send = send
+        self._refusedBy = refusedBy
         self._burst = burst
         self.remaining = count
         self.sent = 0
@@ -122,7 +154,8 @@ class BurstSender:
         self.finished: Deferred[None] = Deferred()
 
     def start(self) -> None:
-        self._connection.registerProducer(self, True)
+        if self._consumer is not None:
+            self._consumer.registerProducer(self, True)
         self._schedule()
 
     def pauseProducing(self) -> None:
@@ -146,7 +179,12 @@ class BurstSender:
         for _ in range(min(self._burst, self.remaining)):
             if self._paused:
                 break
-            send()
+            try:
+                send()
+            except self._refusedBy:
+                # Nothing will say when there is room again: try again a little later.
+                self._call = self._reactor.callLater(RETRY_DELAY, self._sendBurst)
+                return
             self.remaining -= 1
             self.sent += 1
         if self.remaining:
@@ -159,25 +197,34 @@ class BurstSender:
             self._call.cancel()
             self._call = None
         if not self.finished.called:
-            self._connection.unregisterProducer()
+            if self._consumer is not None:
+                self._consumer.unregisterProducer()
             self.finished.callback(None)
 
 
-class _Counter:
-    """Counts arrivals until ``target``; ``done`` fires then, or when :meth:`end` is called."""
+class Counter:
+    """
+    Counts arrivals until ``target``; ``done`` fires then, at the first arrival after
+    ``deadline`` (a :func:`~time.perf_counter` time), or when :meth:`end` is called.
+    """
 
     def __init__(self, target: int) -> None:
         self.target = target
         self.received = 0
         self.last = 0.0
+        self.deadline = math.inf
         self.timedOut = False
         self.done: Deferred[None] = Deferred()
 
     def arrived(self) -> None:
         self.received += 1
-        self.last = perf_counter()
+        self.last = now = perf_counter()
         if self.received == self.target:
             self.end()
+        elif now > self.deadline:
+            # Checked here, not only by countArrivals' watcher: a read loop that never yields
+            # (txZMQ's doRead drains the socket) keeps every timer from running.
+            self.end(timedOut=True)
 
     def end(self, timedOut: bool = False) -> None:
         if not self.done.called:
@@ -186,14 +233,14 @@ class _Counter:
 
 
 class _CountingPull(ZmqPullConnection):
-    counter: _Counter
+    counter: Counter
 
     def onPull(self, message: Message) -> None:
         self.counter.arrived()
 
 
 class _CountingSub(ZmqSubConnection):
-    counter: _Counter
+    counter: Counter
     probed: Deferred[None]
 
     def gotMessage(self, message: bytes, tag: bytes) -> None:
@@ -217,11 +264,42 @@ def startServerSide(factory: ZmqFactory, spec: Spec) -> tuple[ZmqConnection, Bur
         return EchoServer(factory, bind), None
     if spec.kind == "push_pull":
         push = ZmqPushConnection(factory, bind)
-        return push, BurstSender(reactor, push, lambda: push.send(payload), spec.count)
+        return push, BurstSender(reactor, partial(push.send, payload), spec.count, consumer=push)
     publisher = ZmqPubConnection(factory, bind)
     return publisher, BurstSender(
-        reactor, publisher, lambda: publisher.publish(payload, DATA), spec.count
+        reactor, partial(publisher.publish, payload, DATA), spec.count, consumer=publisher
     )
+
+
+@dataclass(frozen=True)
+class ServerSide:
+    """The far side of a case bound on a reactor, in any library: what a peer process drives."""
+
+    endpoint: str
+    send: Callable[[], None] | None
+    """Start sending ``spec.count`` messages (PUSH, PUB); None for a request server."""
+    probe: Callable[[], object] | None
+    """Publish one probe (PUB): the subscriber's sign that its subscriptions arrived."""
+    shutdown: Callable[[], object]
+    """Close everything; may return a Deferred."""
+
+
+def serve(reactor: Any, spec: Spec) -> ServerSide:
+    """Bind the txzmq2 far side of ``spec``'s case on ``reactor`` (for a peer process)."""
+    factory = ZmqFactory(reactor)
+    server, sender = startServerSide(factory, spec)
+    probe = partial(server.publish, b"", PROBE) if isinstance(server, ZmqPubConnection) else None
+    return ServerSide(
+        server.lastEndpoint, sender.start if sender else None, probe, factory.shutdown
+    )
+
+
+def startProbes(reactor: Any, probe: Callable[[], object]) -> LoopingCall:
+    """Call ``probe`` every millisecond until the returned loop is stopped."""
+    probes = LoopingCall(probe)
+    probes.clock = reactor
+    probes.start(0.001)
+    return probes
 
 
 def _requester(client: ZmqREQConnection) -> Callable[[bytes], Deferred[Any]]:
@@ -232,32 +310,51 @@ def _requester(client: ZmqREQConnection) -> Callable[[bytes], Deferred[Any]]:
     return client.sendMsg
 
 
-async def _requests(
-    reactor: Any, client: ZmqREQConnection, spec: Spec
+async def requestLoop(
+    reactor: Any,
+    request: Callable[[bytes], Deferred[Any]],
+    spec: Spec,
+    abandon: Callable[[], object],
+    abandoned: type[BaseException],
 ) -> tuple[int, list[float], bool]:
-    """Run the request-reply loop: one at a time, or ``spec.inflight`` outstanding."""
-    request = _requester(client)
+    """
+    Run the request-reply loop: one at a time, or ``spec.inflight`` outstanding, until
+    ``spec.count`` replies or ``spec.timeout`` seconds.
+
+    :param request: makes one request; its Deferred fires with the reply.
+    :param abandon: at the timeout: fail every outstanding request with ``abandoned``.
+    :return: the replies received, their latencies (seconds), and whether the loop timed out
+        or a request failed.
+    """
     payload = b"x" * spec.size
     latencies: list[float] = []
     deadline = perf_counter() + spec.timeout
-    # Shutting the client down fails every pending request: the loops below then end.
-    watchdog = reactor.callLater(spec.timeout, client.shutdown)
+    done: Deferred[None] = Deferred()
+    failed = False
+
+    def expire() -> None:
+        nonlocal failed
+        failed = True
+        abandon()
+        # Also ends a pipelined loop that has nothing outstanding left to fail.
+        if not done.called:
+            done.callback(None)
+
+    watchdog = reactor.callLater(spec.timeout, expire)
     try:
         if spec.kind == "sequential":
             for _ in range(spec.count):
                 started = perf_counter()
                 try:
                     await request(payload)
-                except ZmqConnectionClosed:
+                except abandoned:
                     return len(latencies), latencies, True
                 latencies.append(perf_counter() - started)
                 if started > deadline:
                     return len(latencies), latencies, True
             return len(latencies), latencies, False
 
-        done: Deferred[None] = Deferred()
         issued = 0
-        failed = False
 
         def issue() -> None:
             nonlocal issued
@@ -287,12 +384,44 @@ async def _requests(
             watchdog.cancel()
 
 
+async def countArrivals(
+    reactor: Any, counter: Counter, spec: Spec, go: Callable[[], None]
+) -> tuple[int, float, bool]:
+    """
+    Start the sending with ``go``, then count until every message arrived, none arrived for
+    :data:`~benchmarks.common.IDLE_END` seconds (PUB/SUB: the rest were dropped), or
+    ``spec.timeout`` seconds passed.
+
+    :return: the messages counted, the seconds from ``go`` to the last one, and whether the
+        count timed out (or, PUSH/PULL, went idle before the end).
+    """
+    started = perf_counter()
+    counter.deadline = started + spec.timeout
+
+    def watch() -> None:
+        now = perf_counter()
+        if counter.received and now - counter.last > IDLE_END:
+            counter.end(timedOut=spec.kind != "pub_sub")
+        elif now > counter.deadline:
+            counter.end(timedOut=True)
+
+    watcher = LoopingCall(watch)
+    watcher.clock = reactor
+    watcher.start(0.05, now=False)
+    try:
+        go()
+        await counter.done
+    finally:
+        watcher.stop()
+    return counter.received, (counter.last or perf_counter()) - started, counter.timedOut
+
+
 async def _run(reactor: Any, spec: Spec) -> Measurement:
     factory = ZmqFactory(reactor)
     peer: PeerProcess | None = None
     stall = StallMonitor(reactor)
+    sender: BurstSender | None = None
     try:
-        sender: BurstSender | None = None
         server: ZmqConnection | None = None
         if spec.mode == "subprocess":
             peer = PeerProcess(spec)
@@ -312,22 +441,23 @@ async def _run(reactor: Any, spec: Spec) -> Measurement:
         if spec.kind in ("sequential", "pipelined"):
             client = (RPCClient if spec.rpc else ZmqREQConnection)(factory, connect)
             await client.whenConnected(CONNECT_TIMEOUT)
-            warmUp = _requester(client)
+            request = _requester(client)
             for _ in range(WARM_UP):
-                await warmUp(b"warm-up")
+                await request(b"warm-up")
             stall.start()
             started = perf_counter()
-            completed, latencies, timedOut = await _requests(reactor, client, spec)
+            completed, latencies, timedOut = await requestLoop(
+                reactor, request, spec, client.shutdown, ZmqConnectionClosed
+            )
             elapsed = perf_counter() - started
         else:
-            counter = _Counter(spec.count)
-            receiver: ZmqConnection
+            counter = Counter(spec.count)
             if spec.kind == "push_pull":
                 receiver = _CountingPull(factory, connect)
                 receiver.counter = counter
                 await receiver.whenConnected(CONNECT_TIMEOUT)
             else:
-                receiver = subscriber = _CountingSub(factory, connect)
+                subscriber = _CountingSub(factory, connect)
                 subscriber.counter = counter
                 subscriber.probed = Deferred()
                 subscriber.subscribe(DATA)
@@ -339,24 +469,7 @@ async def _run(reactor: Any, spec: Spec) -> Measurement:
                     subscriber.subscribe(PROBE)
                     await subscriber.probed.addTimeout(CONNECT_TIMEOUT, reactor)
             stall.start()
-            started = perf_counter()
-            deadline = started + spec.timeout
-
-            def watch() -> None:
-                now = perf_counter()
-                if counter.received and now - counter.last > IDLE_END:
-                    counter.end(timedOut=spec.kind != "pub_sub")
-                elif now > deadline:
-                    counter.end(timedOut=True)
-
-            watcher = LoopingCall(watch)
-            watcher.clock = reactor
-            watcher.start(0.05, now=False)
-            go()
-            await counter.done
-            watcher.stop()
-            completed, timedOut = counter.received, counter.timedOut
-            elapsed = (counter.last or perf_counter()) - started
+            completed, elapsed, timedOut = await countArrivals(reactor, counter, spec, go)
         longest = stall.stop()
         report = peer.stop() if peer is not None else None
         return summarise(
@@ -364,13 +477,17 @@ async def _run(reactor: Any, spec: Spec) -> Measurement:
         )
     finally:
         stall.stop()
+        if sender is not None:
+            sender.stopProducing()
         if peer is not None:
             peer.kill()
         await factory.shutdown()
 
 
-def measure(spec: Spec) -> Measurement:
-    """Run one txzmq2 measurement on this process's (default) reactor."""
+def runOnReactor(
+    run: Callable[[Any, Spec], Coroutine[Any, Any, Measurement]], spec: Spec
+) -> Measurement:
+    """Run ``run(reactor, spec)`` on this process's (default) reactor; return its result."""
     from twisted.internet import reactor as installed
 
     reactor: Any = installed
@@ -381,7 +498,7 @@ def measure(spec: Spec) -> Measurement:
         reactor.stop()
 
     def start() -> None:
-        ensureDeferred(_run(reactor, spec)).addBoth(finished)
+        ensureDeferred(run(reactor, spec)).addBoth(finished)
 
     reactor.callWhenRunning(start)
     reactor.run()
@@ -390,3 +507,8 @@ def measure(spec: Spec) -> Measurement:
         return result
     result.raiseException()
     raise AssertionError("unreachable")
+
+
+def measure(spec: Spec) -> Measurement:
+    """Run one txzmq2 measurement on this process's (default) reactor."""
+    return runOnReactor(_run, spec)

@@ -1,6 +1,7 @@
 """
 What every part of the suite shares: the cases, the specification of one measurement (handed
-to a worker process as JSON), its result, and the peer that runs in a process of its own.
+to a worker process as JSON), its result, the peer that runs in a process of its own, and a
+blocking wait for a connection's handshake.
 
 Every measurement runs in a fresh worker process (``python -m benchmarks.worker``): a
 Twisted reactor cannot be restarted, and ``ru_maxrss`` is a per-process peak, so one process
@@ -15,9 +16,12 @@ import resource
 import select
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+import zmq
 
 __all__ = [
     "CASES",
@@ -29,6 +33,8 @@ __all__ = [
     "Measurement",
     "PeerProcess",
     "Spec",
+    "handshake",
+    "notApplicable",
     "peakRssKb",
     "subprocessEnvironment",
     "summarise",
@@ -38,10 +44,13 @@ Kind = Literal["sequential", "pipelined", "push_pull", "pub_sub"]
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 """The repository checkout holding the ``benchmarks`` package (put on child processes' path)."""
-IMPLEMENTATIONS = ("txzmq2", "pyzmq")
+IMPLEMENTATIONS = ("txzmq2", "pyzmq", "txzmq")
+"""txzmq2, the plain blocking pyzmq baseline, and txZMQ (optional: ``txzmq2[bench]``)."""
 TRANSPORTS = ("tcp", "ipc")
 MODES = ("inprocess", "subprocess")
 
+CONNECT_TIMEOUT = 10.0
+"""Seconds a measuring side may take to connect (handshake, subscription) before it starts."""
 PEER_START_TIMEOUT = 20.0
 """Seconds a peer process may take to start and report its endpoint."""
 IDLE_END = 0.5
@@ -145,8 +154,9 @@ class Measurement:
 
     Rates are per second of the measured window (from the start signal to the last message
     or reply); MB are 10**6 bytes of payload. Latencies are in microseconds, the stall in
-    milliseconds (txzmq2 only: the longest gap between ticks of a 1 ms LoopingCall, on the
-    worker's reactor and, in subprocess mode, the peer's), RSS in KiB (``ru_maxrss``).
+    milliseconds (reactor-based implementations only: the longest gap between ticks of a
+    1 ms LoopingCall, on the worker's reactor and, in subprocess mode, the peer's), RSS in
+    KiB (``ru_maxrss``).
     """
 
     case: str
@@ -169,6 +179,8 @@ class Measurement:
     peer_rss_kb: int | None = None
     ratio: float | None = None
     error: str | None = None
+    skipped: str | None = None
+    """Why this implementation has no figure for this case (not applicable; nothing ran)."""
     latency_sample_us: list[float] = field(default_factory=list)
 
     @classmethod
@@ -189,6 +201,32 @@ class Measurement:
         data = asdict(self)
         del data["latency_sample_us"]
         return data
+
+
+def notApplicable(case: Case, impl: str) -> str | None:
+    """Why ``impl`` cannot run ``case`` (then the case is reported as n/a for it), or None."""
+    if impl == "txzmq" and case.rpc:
+        return "txZMQ has no RPC layer"
+    return None
+
+
+def handshake(socket: zmq.Socket[Any], connect: Callable[[], object]) -> None:
+    """
+    Call ``connect`` (which connects ``socket``) and block until the handshake with the peer
+    is done, as pyzmq's monitor reports it; for libraries that cannot say so themselves.
+
+    :raises TimeoutError: when no handshake happens within :data:`CONNECT_TIMEOUT`.
+    """
+    # The monitor first: on loopback the handshake can finish before the next statement.
+    monitor = socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+    connect()
+    try:
+        if not monitor.poll(int(CONNECT_TIMEOUT * 1000)):
+            raise TimeoutError(f"no handshake within {CONNECT_TIMEOUT} s")
+        monitor.recv_multipart()
+    finally:
+        socket.disable_monitor()
+        monitor.close()
 
 
 def peakRssKb() -> int:
@@ -214,7 +252,7 @@ def summarise(
     Turn raw figures (seconds) into a :class:`Measurement`.
 
     :param latencies: per-message latencies in seconds, for request-reply cases.
-    :param stall: the worker reactor's longest stall in seconds (txzmq2 only).
+    :param stall: the worker reactor's longest stall in seconds (reactor-based only).
     :param peer: what a peer process reported when stopped (``rss_kb``, ``max_stall_s``).
     """
     result = Measurement.of(

@@ -3,7 +3,7 @@ The far side of a measurement in a process of its own: ``python -m benchmarks.pe
 
 It binds, prints ``{"endpoint": ...}``, then reads commands from stdin: ``go`` starts the
 sending (PUSH, PUB), ``stop`` or end of file ends it, after which it prints its own peak RSS
-(and, for txzmq2, its reactor's longest stall) as one JSON line. See
+(and, for txzmq2 and txZMQ, its reactor's longest stall) as one JSON line. See
 :class:`benchmarks.common.PeerProcess` for the other end.
 """
 
@@ -35,44 +35,47 @@ def _readCommands(handle: Callable[[str], None]) -> None:
     threading.Thread(target=read, name="peer-commands", daemon=True).start()
 
 
-def _runTxzmq2(spec: Spec) -> None:
+def _runOnReactor(spec: Spec) -> None:
+    """The far side in txzmq2 or txZMQ, on this process's reactor, watched for stalls."""
     from twisted.internet import reactor as installed
-    from twisted.internet.task import LoopingCall
+    from twisted.internet.defer import maybeDeferred
 
-    from benchmarks.cases import PROBE, StallMonitor, startServerSide
-    from txzmq2 import ZmqFactory, ZmqPubConnection
+    from benchmarks.cases import StallMonitor, startProbes
+
+    if spec.impl == "txzmq":
+        from benchmarks.txzmq_cases import serve
+    else:
+        from benchmarks.cases import serve
 
     reactor: Any = installed
-    factory = ZmqFactory(reactor)
-    server, sender = startServerSide(factory, spec)
+    side = serve(reactor, spec)
     stall = StallMonitor(reactor)
-    probes: LoopingCall | None = None
-    if isinstance(server, ZmqPubConnection):
-        probes = LoopingCall(server.publish, b"", PROBE)
-        probes.clock = reactor
-        probes.start(0.001)
+    # A PUB publishes probes until told to go: the subscriber's sign that it is subscribed.
+    probes = startProbes(reactor, side.probe) if side.probe is not None else None
     stopping = False
+
+    def stopProbes() -> None:
+        if probes is not None and probes.running:
+            probes.stop()
 
     def stopReactor(_: object) -> None:
         reactor.stop()
 
     def handle(command: str) -> None:
         nonlocal stopping
-        if command == "go" and sender is not None:
-            if probes is not None and probes.running:
-                probes.stop()
+        if command == "go" and side.send is not None:
+            stopProbes()
             stall.start()
-            sender.start()
+            side.send()
         elif command == "stop" and not stopping:
             stopping = True
-            if probes is not None and probes.running:
-                probes.stop()
+            stopProbes()
             _say(rss_kb=peakRssKb(), max_stall_s=stall.stop())
-            factory.shutdown().addBoth(stopReactor)
+            maybeDeferred(side.shutdown).addBoth(stopReactor)
 
-    if sender is None:
-        stall.start()  # an echo server: watched from the start
-    _say(endpoint=server.lastEndpoint)
+    if side.send is None:
+        stall.start()  # a request server: watched from the start
+    _say(endpoint=side.endpoint)
     _readCommands(lambda command: reactor.callFromThread(handle, command))
     reactor.run()
 
@@ -100,10 +103,10 @@ def main(argv: list[str] | None = None) -> None:
     """Run the peer described by the JSON :class:`~benchmarks.common.Spec` in ``argv[0]``."""
     arguments = sys.argv[1:] if argv is None else argv
     spec = Spec.fromJson(arguments[0])
-    if spec.impl == "txzmq2":
-        _runTxzmq2(spec)
-    else:
+    if spec.impl == "pyzmq":
         _runPyzmq(spec)
+    else:
+        _runOnReactor(spec)
 
 
 if __name__ == "__main__":

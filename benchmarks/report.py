@@ -1,8 +1,9 @@
 """
 Presenting measurements: the markdown table, JSON lines, and the latency plot.
 
-A row of the table is one case on one transport in one mode; it puts txzmq2's figure next to
-pyzmq's and gives their ratio (above 1: txzmq2 is faster).
+The table has one row per implementation of each case, transport and mode (txzmq2, pyzmq,
+then txZMQ when it was measured), each with its rate relative to pyzmq's for the same work
+(above 1: faster than pyzmq).
 """
 
 from __future__ import annotations
@@ -13,17 +14,20 @@ from itertools import groupby
 
 from benchmarks.common import Measurement
 
-__all__ = ["jsonLines", "markdownTable", "plotLatencies", "withRatios"]
+__all__ = ["NAMES", "jsonLines", "markdownTable", "plotLatencies", "withRatios"]
+
+NAMES = {"txzmq2": "txzmq2", "pyzmq": "pyzmq", "txzmq": "txZMQ"}
+"""How the table and the plot name each implementation."""
 
 _COLUMNS = (
     "case",
     "transport",
     "mode",
-    "txzmq2",
-    "pyzmq",
-    "ratio",
-    "p50 µs (txzmq2 / pyzmq)",
-    "p99 µs (txzmq2 / pyzmq)",
+    "impl",
+    "throughput",
+    "vs pyzmq",
+    "p50 µs",
+    "p99 µs",
     "max stall ms",
     "RSS MiB (worker / peer)",
 )
@@ -33,48 +37,49 @@ def _key(measurement: Measurement) -> tuple[str, str, str]:
     return measurement.case, measurement.transport, measurement.mode
 
 
+def _failed(measurement: Measurement) -> bool:
+    return bool(measurement.error or measurement.skipped)
+
+
 def withRatios(measurements: Sequence[Measurement]) -> list[Measurement]:
     """Fill in each non-pyzmq measurement's ``ratio`` to pyzmq's rate for the same row."""
-    baselines = {_key(m): m for m in measurements if m.impl == "pyzmq" and not m.error}
+    baselines = {_key(m): m for m in measurements if m.impl == "pyzmq" and not _failed(m)}
     for measurement in measurements:
         baseline = baselines.get(_key(measurement))
         if (
             measurement.impl != "pyzmq"
             and baseline is not None
             and baseline.msgs_per_s > 0
-            and not measurement.error
+            and not _failed(measurement)
         ):
             measurement.ratio = round(measurement.msgs_per_s / baseline.msgs_per_s, 3)
     return list(measurements)
 
 
-def _figure(measurement: Measurement | None) -> str:
-    if measurement is None:
-        return "-"
+def _figure(measurement: Measurement) -> str:
+    if measurement.skipped:
+        return f"n/a ({measurement.skipped})"
     if measurement.error:
-        return f"error: {measurement.error}"
+        return f"failed: {measurement.error}"
     text = f"{measurement.msgs_per_s:,.0f} msg/s"
     if measurement.case.startswith("push_pull") or measurement.case.startswith("pub_sub"):
         text += f", {measurement.mb_per_s:,.1f} MB/s"
+    if measurement.timed_out:
+        return (
+            f"failed: timed out at {measurement.completed:,}/{measurement.count:,} "
+            f"({text} until then)"
+        )
     if measurement.drops:
         text += f" ({measurement.drops:,} of {measurement.count:,} dropped)"
-    if measurement.timed_out:
-        text += f" (TIMED OUT at {measurement.completed:,}/{measurement.count:,})"
     return text
 
 
-def _pair(first: float | None, second: float | None) -> str:
-    if first is None and second is None:
-        return "-"
-
-    def show(value: float | None) -> str:
-        return "-" if value is None else f"{value:,.0f}"
-
-    return f"{show(first)} / {show(second)}"
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
 
 
-def _stall(measurement: Measurement | None) -> str:
-    if measurement is None or measurement.max_stall_ms is None:
+def _stall(measurement: Measurement) -> str:
+    if measurement.max_stall_ms is None:
         return "-"
     text = f"{measurement.max_stall_ms:.1f}"
     if measurement.peer_max_stall_ms is not None:
@@ -82,8 +87,8 @@ def _stall(measurement: Measurement | None) -> str:
     return text
 
 
-def _rss(measurement: Measurement | None) -> str:
-    if measurement is None or measurement.error:
+def _rss(measurement: Measurement) -> str:
+    if _failed(measurement):
         return "-"
     worker = f"{measurement.rss_kb / 1024:.0f}"
     if measurement.peer_rss_kb is None:
@@ -91,26 +96,31 @@ def _rss(measurement: Measurement | None) -> str:
     return f"{worker} / {measurement.peer_rss_kb / 1024:.0f}"
 
 
-def markdownTable(measurements: Iterable[Measurement]) -> str:
-    """One row per case, transport and mode, in the order they were measured."""
+def markdownTable(measurements: Iterable[Measurement], notes: Sequence[str] = ()) -> str:
+    """
+    One row per implementation of each case, transport and mode, in the order measured;
+    the case, transport and mode are written on the first row of each group only.
+
+    :param notes: lines printed under the table (what was not measured, and why).
+    """
     lines = ["| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
     for (case, transport, mode), group in groupby(measurements, key=_key):
-        byImpl = {m.impl: m for m in group}
-        ours, theirs = byImpl.get("txzmq2"), byImpl.get("pyzmq")
-        ratio = "-" if ours is None or ours.ratio is None else f"{ours.ratio:.2f}x"
-        cells = [
-            case,
-            transport,
-            mode,
-            _figure(ours),
-            _figure(theirs),
-            ratio,
-            _pair(ours.p50_us if ours else None, theirs.p50_us if theirs else None),
-            _pair(ours.p99_us if ours else None, theirs.p99_us if theirs else None),
-            _stall(ours),
-            _rss(ours),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
+        for index, measurement in enumerate(group):
+            ratio = "-" if measurement.ratio is None else f"{measurement.ratio:.2f}x"
+            cells = [
+                *((case, transport, mode) if index == 0 else ("", "", "")),
+                NAMES.get(measurement.impl, measurement.impl),
+                _figure(measurement),
+                ratio,
+                _number(measurement.p50_us),
+                _number(measurement.p99_us),
+                _stall(measurement),
+                _rss(measurement),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    if notes:
+        lines.append("")
+        lines.extend(notes)
     return "\n".join(lines)
 
 
@@ -144,7 +154,7 @@ def plotLatencies(measurements: Sequence[Measurement], path: str) -> int:
     )
     for axis, ((case, transport, mode), group) in zip(axes[0], rows, strict=True):
         axis.boxplot([m.latency_sample_us for m in group], whis=(1, 99), showfliers=False)
-        axis.set_xticks(range(1, len(group) + 1), [m.impl for m in group])
+        axis.set_xticks(range(1, len(group) + 1), [NAMES.get(m.impl, m.impl) for m in group])
         axis.set_yscale("log")
         axis.set_title(f"{case}\n{transport}, {mode}", fontsize=9)
         axis.grid(True, axis="y", alpha=0.3)

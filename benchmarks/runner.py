@@ -2,8 +2,10 @@
 The command line: ``python -m benchmarks`` (or ``txzmq2 bench`` from a checkout).
 
 For each selected case, transport and server mode it runs one worker process per
-implementation (txzmq2, then plain pyzmq), shows progress on stderr and prints the table
-(or JSON lines) on stdout at the end.
+implementation (txzmq2, plain pyzmq, then txZMQ when it is importable), shows progress on
+stderr and prints the table (or JSON lines) on stdout at the end. A case an implementation
+cannot run (txZMQ has no RPC) is reported as n/a. The exit status is 1 when a txzmq2 or
+pyzmq measurement failed; a txZMQ failure is a finding about txZMQ, shown in the table.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from itertools import product
 from time import perf_counter
 
 from benchmarks.common import (
@@ -25,9 +28,10 @@ from benchmarks.common import (
     Case,
     Measurement,
     Spec,
+    notApplicable,
     subprocessEnvironment,
 )
-from benchmarks.report import jsonLines, markdownTable, plotLatencies, withRatios
+from benchmarks.report import NAMES, jsonLines, markdownTable, plotLatencies, withRatios
 
 __all__ = ["main"]
 
@@ -35,12 +39,16 @@ TIMEOUT = 30.0
 """Default bound on one measurement (seconds); a worker gets this plus a grace period."""
 QUICK_TIMEOUT = 10.0
 WORKER_GRACE = 30.0
+IMPORT_TIMEOUT = 30.0
+OPTIONAL = {"txzmq": "txZMQ"}
+"""Implementations measured only when importable: package -> name on PyPI."""
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Measure txzmq2 against plain blocking pyzmq doing the same work.",
+        description="Measure txzmq2 against plain blocking pyzmq (and txZMQ, when it is "
+        "installed) doing the same work.",
         epilog="cases: " + ", ".join(case.name for case in CASES),
     )
     parser.add_argument(
@@ -69,6 +77,14 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         help=f"bound on each measurement in seconds (default {TIMEOUT:g}, "
         f"{QUICK_TIMEOUT:g} with --quick)",
     )
+    parser.add_argument(
+        "--impl",
+        action="append",
+        choices=IMPLEMENTATIONS,
+        metavar="NAME",
+        help=f"run only this implementation (repeatable): {', '.join(IMPLEMENTATIONS)}; "
+        "default: all (txzmq only when importable)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON lines, not a table")
     parser.add_argument(
         "--plot", metavar="FILE.png", help="draw latency distributions (needs matplotlib)"
@@ -80,6 +96,48 @@ def _selectCases(names: Sequence[str] | None) -> list[Case]:
     if not names:
         return list(CASES)
     return [case for case in CASES if any(name in case.name for name in names)]
+
+
+def _importProblem(package: str) -> str | None:
+    """Why ``package`` cannot be imported where the workers run, or None if it can."""
+    try:
+        process = subprocess.run(
+            [sys.executable, "-c", f"import {package}"],
+            capture_output=True,
+            text=True,
+            timeout=IMPORT_TIMEOUT,
+            env=subprocessEnvironment(),
+        )
+    except subprocess.TimeoutExpired:
+        return f"import {package} took over {IMPORT_TIMEOUT:g} s"
+    if process.returncode == 0:
+        return None
+    lastLine = process.stderr.strip().splitlines()[-1:] or [f"exit status {process.returncode}"]
+    return lastLine[0]
+
+
+def _selectImplementations(
+    names: Sequence[str] | None, prog: str
+) -> tuple[list[str], list[str]] | None:
+    """
+    The implementations to run and notes on those left out (an optional one that does not
+    import); None, after saying why on stderr, when one asked for by name does not import.
+    """
+    selected = [impl for impl in IMPLEMENTATIONS if not names or impl in names]
+    notes: list[str] = []
+    for impl in [impl for impl in selected if impl in OPTIONAL]:
+        problem = _importProblem(impl)
+        if problem is None:
+            continue
+        if names:
+            print(f"{prog}: --impl {impl}: cannot import {impl}: {problem}", file=sys.stderr)
+            return None
+        selected.remove(impl)
+        note = f"{NAMES[impl]} was not measured (skipped): import {impl} failed: {problem}."
+        if problem.startswith("ModuleNotFoundError"):
+            note += f" To measure it: pip install 'txzmq2[bench]' (or {OPTIONAL[impl]})."
+        notes.append(note)
+    return selected, notes
 
 
 def _runWorker(spec: Spec) -> Measurement:
@@ -114,6 +172,8 @@ def _progress(text: str, end: str = "\n") -> None:
 
 
 def _summary(measurement: Measurement) -> str:
+    if measurement.skipped:
+        return f"n/a ({measurement.skipped})"
     if measurement.error:
         return f"ERROR {measurement.error}"
     text = f"{measurement.msgs_per_s:,.0f} msg/s"
@@ -144,42 +204,52 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m benchmarks") 
     transports = TRANSPORTS if transport == "both" else (transport,)
     modes = MODES if args.server_mode == "both" else (args.server_mode,)
     timeout = args.timeout or (QUICK_TIMEOUT if args.quick else TIMEOUT)
+    selection = _selectImplementations(args.impl, prog)
+    if selection is None:
+        return 2
+    implementations, notes = selection
+    for note in notes:
+        _progress(note)
 
     measurements: list[Measurement] = []
-    total = len(cases) * len(transports) * len(modes) * len(IMPLEMENTATIONS)
+    total = len(cases) * len(transports) * len(modes) * len(implementations)
     began = perf_counter()
     with tempfile.TemporaryDirectory(prefix="txzmq2-bench-") as ipcDir:
-        for case in cases:
-            for transportName in transports:
-                for mode in modes:
-                    for impl in IMPLEMENTATIONS:
-                        spec = Spec(
-                            case=case.name,
-                            kind=case.kind,
-                            impl=impl,
-                            transport=transportName,
-                            mode=mode,
-                            count=case.quickCount if args.quick else case.count,
-                            size=case.size,
-                            inflight=case.inflight,
-                            rpc=case.rpc,
-                            timeout=timeout,
-                            ipcDir=ipcDir,
-                        )
-                        label = f"[{len(measurements) + 1:2}/{total}] {case.name} "
-                        label += f"{transportName} {mode} {impl}"
-                        _progress(f"{label} ... ", end="")
-                        measurement = _runWorker(spec)
-                        measurements.append(measurement)
-                        _progress(_summary(measurement))
+        for case, transportName, mode, impl in product(cases, transports, modes, implementations):
+            spec = Spec(
+                case=case.name,
+                kind=case.kind,
+                impl=impl,
+                transport=transportName,
+                mode=mode,
+                count=case.quickCount if args.quick else case.count,
+                size=case.size,
+                inflight=case.inflight,
+                rpc=case.rpc,
+                timeout=timeout,
+                ipcDir=ipcDir,
+            )
+            label = (
+                f"[{len(measurements) + 1:2}/{total}] {case.name} {transportName} {mode} {impl}"
+            )
+            _progress(f"{label} ... ", end="")
+            reason = notApplicable(case, impl)
+            measurement = (
+                _runWorker(spec) if reason is None else Measurement.of(spec, skipped=reason)
+            )
+            measurements.append(measurement)
+            _progress(_summary(measurement))
     _progress(f"done in {perf_counter() - began:.0f} s")
 
     withRatios(measurements)
-    print(jsonLines(measurements) if args.json else markdownTable(measurements))
+    if args.json:
+        print(jsonLines(measurements))
+    else:
+        print(markdownTable(measurements, notes))
     if args.plot:
         drawn = plotLatencies(measurements, args.plot)
         if drawn:
             _progress(f"latency plot ({drawn} panels) written to {args.plot}")
         else:
             _progress("no request-reply case ran: no latency plot written")
-    return 1 if any(m.error for m in measurements) else 0
+    return 1 if any(m.error for m in measurements if m.impl not in OPTIONAL) else 0

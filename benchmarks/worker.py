@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if spec.impl == "txzmq2":
             from benchmarks.cases import measure
+        elif spec.impl == "txzmq":
+            from benchmarks.txzmq_cases import measure
         else:
             from benchmarks.baseline import measure
         result = measure(spec)

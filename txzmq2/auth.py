@@ -15,6 +15,7 @@ Set a connection's own side up with ``useCurveServer``, ``useCurveClient``,
 from __future__ import annotations
 
 import contextvars
+import datetime
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -162,7 +163,7 @@ class _ZapHandler(ZmqREPConnection):
             # Too short to carry a request id: nothing to answer (pyzmq logged it).
             self.forget(messageId)
             return
-        self._send(messageId, reply)
+        self._replyIfPending(messageId, reply)
 
     def _failed(self, failure: Failure, messageId: bytes, frames: tuple[bytes, ...]) -> None:
         if self.closed:
@@ -180,9 +181,9 @@ class _ZapHandler(ZmqREPConnection):
             self.forget(messageId)
             return
         # Refuse rather than leave the peer's handshake waiting on us.
-        self._send(messageId, _zapReply(frames[1], status, text))
+        self._replyIfPending(messageId, _zapReply(frames[1], status, text))
 
-    def _send(self, messageId: bytes, reply: list[bytes]) -> None:
+    def _replyIfPending(self, messageId: bytes, reply: list[bytes]) -> None:
         try:
             self.reply(messageId, *reply)
         except ZmqUnknownRequestError:
@@ -331,15 +332,50 @@ def createCertificates(directory: str | os.PathLike[str], name: str) -> tuple[Pa
     """
     Create a CURVE key pair as two certificate files in ``directory`` (created if missing):
     ``name.key`` (public key only, to hand out) and ``name.key_secret`` (both keys, to
-    keep private; readable by its owner only).
+    keep private: readable by its owner only, from the moment it exists). Files of those
+    names are replaced. The format is the ZPL certificate of czmq and pyzmq.
 
     :return: the paths of the public and the secret certificate.
     """
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)
-    public, secret = zmq.auth.create_certificates(target, name)
-    os.chmod(secret, 0o600)
-    return Path(public), Path(secret)
+    public, secret = zmq.curve_keypair()
+    publicFile, secretFile = target / f"{name}.key", target / f"{name}.key_secret"
+    _writeCertificate(secretFile, public, secret)
+    _writeCertificate(publicFile, public, None)
+    return publicFile, secretFile
+
+
+def _writeCertificate(path: Path, public: bytes, secret: bytes | None) -> None:
+    """
+    Write a certificate whole, or not at all: to a new file created with its final mode
+    (never readable by others, even for a moment; no symlink followed), then renamed.
+    """
+    if secret is None:
+        kind, advice = "Public", "Exchange securely, or check its contents after exchange."
+    else:
+        kind, advice = "Secret", "DO NOT PROVIDE THIS FILE TO OTHER USERS nor change its mode."
+    lines = [
+        f"#   ****  Generated on {datetime.datetime.now():%Y-%m-%d %H:%M:%S} by txzmq2  ****",
+        f"#   ZeroMQ CURVE **{kind}** Certificate",
+        f"#   {advice}",
+        "",
+        "metadata",
+        "curve",
+        f'    public-key = "{public.decode("ascii")}"',
+    ]
+    if secret is not None:
+        lines.append(f'    secret-key = "{secret.decode("ascii")}"')
+    mode = 0o600 if secret is not None else 0o644
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    try:
+        with os.fdopen(handle, "w", encoding="ascii") as file:
+            file.write("\n".join(lines) + "\n")
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def loadCertificate(path: str | os.PathLike[str]) -> tuple[bytes, bytes | None]:
