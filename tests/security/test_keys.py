@@ -99,3 +99,19 @@ async def test_message_properties_describe_the_sending_peer(startServer, connect
     server.connection.handleRequest = handle
     assert await connectClient(server.address).sendMsg(b"hi", timeout=WAIT) == [b"hi"]
     assert seen == {"Peer-Address": "127.0.0.1", "Socket-Type": "DEALER", "No-Such-Property": None}
+
+
+def test_certificates_replace_a_planted_symlink_instead_of_writing_through_it(tmp_path: Path):
+    target = tmp_path / "elsewhere"
+    target.write_text("untouched")
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "server.key_secret").symlink_to(target)
+    _, secretFile = createCertificates(tmp_path / "keys", "server")
+    assert target.read_text() == "untouched"
+    assert not secretFile.is_symlink()
+    assert stat.S_IMODE(secretFile.stat().st_mode) == 0o600
+    # No temporary file is left behind.
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == [
+        "server.key",
+        "server.key_secret",
+    ]
