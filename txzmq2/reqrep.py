@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["ZmqREPConnection", "ZmqREQConnection"]
 
 
-def checkRequestOptions(timeout: float | None, retries: int) -> None:
+def _checkRequestOptions(timeout: float | None, retries: int) -> None:
     """
     Validate a request's ``timeout`` and ``retries`` (shared by every client that retries).
 
@@ -103,7 +103,7 @@ class ZmqREQConnection(ZmqConnection):
             return fail(ZmqConnectionClosed(f"{self!r} is shut down; cannot send a request"))
         if timeout is None:
             timeout = self.defaultRequestTimeout
-        checkRequestOptions(timeout, retries)
+        _checkRequestOptions(timeout, retries)
         if not parts:
             raise ValueError("a request needs at least one frame")
         self._nextRequestId += 1

@@ -304,3 +304,9 @@ async def test_shutdown_sends_every_worker_DISCONNECT(mdp, runPeer, peerContext)
     await registered(broker, b"echo", 2)
     broker.shutdown()
     assert await ended == ["DISCONNECT", "DISCONNECT"]
+
+
+def test_broker_bounds_frame_size_by_default_and_on_request(mdp):
+    assert mdp.broker().connection.socket.get(zmq.MAXMSGSIZE) == 1 << 20
+    assert mdp.broker(maxMessageSize=4096).connection.socket.get(zmq.MAXMSGSIZE) == 4096
+    assert mdp.broker(maxMessageSize=None).connection.socket.get(zmq.MAXMSGSIZE) == -1

@@ -93,9 +93,15 @@ class _BrokerConnection(ZmqRouterConnection):
     routerMandatory = True
 
     def __init__(
-        self, broker: MajordomoBroker, factory: ZmqFactory, endpoint: ZmqEndpoint
+        self,
+        broker: MajordomoBroker,
+        factory: ZmqFactory,
+        endpoint: ZmqEndpoint,
+        maxMessageSize: int | None,
     ) -> None:
         self.broker = broker
+        # Read by ZmqConnection.__init__, which applies it before any bind or connect.
+        self.maxMessageSize = maxMessageSize
         super().__init__(factory, endpoint)
 
     def gotMessage(self, senderId: bytes, *frames: bytes) -> None:
@@ -147,6 +153,9 @@ class MajordomoBroker:
     :param maxQueuedRequests: most requests waiting for a worker, over all services.
     :param requestExpiry: seconds a request may wait for a worker before it is dropped
         (``None``: no limit).
+    :param maxMessageSize: ``ZMQ_MAXMSGSIZE`` in bytes: a peer sending a bigger frame is
+        disconnected, so queued requests hold at most ``maxQueuedRequests`` times this
+        much per frame (default 1 MiB; ``None``: no limit).
     :raises ValueError: for a non-positive interval, liveness, bound or expiry.
     :raises zmq.ZMQError: when the endpoint cannot be bound or connected.
     """
@@ -162,6 +171,7 @@ class MajordomoBroker:
         heartbeatLiveness: int = DEFAULT_HEARTBEAT_LIVENESS,
         maxQueuedRequests: int = 10_000,
         requestExpiry: float | None = 30.0,
+        maxMessageSize: int | None = 1 << 20,
     ) -> None:
         if heartbeatInterval <= 0:
             raise ValueError(f"heartbeatInterval must be > 0, not {heartbeatInterval}")
@@ -181,7 +191,9 @@ class MajordomoBroker:
         self._queued = 0
         self._heartbeat = LoopingCall(self._guardedTick)
         self._heartbeat.clock = self._reactor
-        self.connection: ZmqRouterConnection = _BrokerConnection(self, factory, endpoint)
+        self.connection: ZmqRouterConnection = _BrokerConnection(
+            self, factory, endpoint, maxMessageSize
+        )
         """The broker's ROUTER connection, for ``lastEndpoint``, ``addEndpoints``,
         ``monitor`` and socket options; sending on it directly bypasses the broker."""
         self._heartbeat.start(heartbeatInterval, now=False)

@@ -21,7 +21,7 @@ from txzmq2.endpoint import ZmqEndpoint
 from txzmq2.errors import ZmqConnectionClosed, ZmqRequestTimeoutError
 from txzmq2.factory import ZmqFactory
 from txzmq2.mdp._protocol import CLIENT, Malformed, parseClientMessage, serviceName
-from txzmq2.reqrep import checkRequestOptions
+from txzmq2.reqrep import _checkRequestOptions
 from txzmq2.routerdealer import ZmqDealerConnection
 
 if TYPE_CHECKING:
@@ -145,7 +145,7 @@ class MajordomoClient:
             raise ValueError("a request needs at least one frame")
         if timeout is None:
             timeout = self.defaultRequestTimeout
-        checkRequestOptions(timeout, retries)
+        _checkRequestOptions(timeout, retries)
         message = _toFrames([b"", CLIENT, name, *frames])
         if self._closed or self.factory.shuttingDown:
             return fail(ZmqConnectionClosed(f"{self!r} is shut down; cannot send a request"))

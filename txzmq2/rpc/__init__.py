@@ -31,7 +31,7 @@ from txzmq2.rpc._wire import (
 )
 from txzmq2.rpc.client import RPCClient
 from txzmq2.rpc.serializers import JSONSerializer, MsgpackSerializer, Serializer
-from txzmq2.rpc.server import DEFAULT_MAX_MESSAGE_SIZE, RPCServer
+from txzmq2.rpc.server import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_MESSAGE_SIZE, RPCServer
 
 __all__ = [
     "BAD_ARGUMENTS",
@@ -39,6 +39,7 @@ __all__ = [
     "BAD_PAYLOAD",
     "BAD_SERIALIZER",
     "BAD_VERSION",
+    "DEFAULT_MAX_CONCURRENCY",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "NO_SUCH_METHOD",
     "UNSERIALIZABLE_RESULT",

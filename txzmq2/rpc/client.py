@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.defer import Deferred, fail
 
 from txzmq2.errors import ZmqProtocolError, ZmqSerializationError
-from txzmq2.reqrep import ZmqREQConnection, checkRequestOptions
+from txzmq2.reqrep import ZmqREQConnection, _checkRequestOptions
 from txzmq2.rpc import _wire
 from txzmq2.rpc.serializers import MsgpackSerializer, Serializer
 
@@ -56,7 +56,7 @@ class RPCClient(ZmqREQConnection):
         if timeout is not None:
             # What sendMsg falls back on: the timeout of every call not given its own.
             self.defaultRequestTimeout = timeout
-        checkRequestOptions(self.defaultRequestTimeout, retries)
+        _checkRequestOptions(self.defaultRequestTimeout, retries)
         self.retries = retries
         self.serializer: Serializer = MsgpackSerializer() if serializer is None else serializer
         _wire.checkSerializerName(self.serializer.name)

@@ -24,10 +24,14 @@ if TYPE_CHECKING:
     from txzmq2.factory import ZmqFactory
     from txzmq2.monitor import ZmqMonitorEvent
 
-__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "RPCServer"]
+__all__ = ["DEFAULT_MAX_CONCURRENCY", "DEFAULT_MAX_MESSAGE_SIZE", "RPCServer"]
 
 DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
 """``RPCServer``'s default ``maxMessageSize``: 1 MiB."""
+
+DEFAULT_MAX_CONCURRENCY = 1000
+"""``RPCServer``'s default ``maxConcurrency``: below the REP layer's ``maxPendingRequests``,
+so a flood of slow calls pauses reading before any pending call is forgotten."""
 
 
 def _describe(error: BaseException) -> str:
@@ -59,7 +63,8 @@ class RPCServer(ZmqREPConnection):
     :param serializer: the payload encoding; :class:`~txzmq2.rpc.MsgpackSerializer` when
         ``None``. Clients must use one of the same name.
     :param maxConcurrency: the most calls (and notifies) whose Deferred or coroutine may be
-        running at once (``None``: no bound). At the bound the server stops reading, so
+        running at once (default :data:`DEFAULT_MAX_CONCURRENCY`, 1000; ``None``: no
+        bound, which lets a flood of slow calls grow memory). At the bound it stops reading, so
         further calls wait in libzmq's queues and backpressure reaches the clients; none
         is dropped.
     :param sendTracebacks: send the remote traceback text with error replies (it reveals
@@ -77,7 +82,7 @@ class RPCServer(ZmqREPConnection):
         endpoint: ZmqEndpoint | None,
         service: object,
         serializer: Serializer | None = None,
-        maxConcurrency: int | None = None,
+        maxConcurrency: int | None = DEFAULT_MAX_CONCURRENCY,
         sendTracebacks: bool = False,
         maxMessageSize: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         identity: bytes | str | None = None,
