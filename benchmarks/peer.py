@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.common import Spec, peakRssKb
+from benchmarks.common import Spec, freezeStartupHeap, peakRssKb
 
 __all__ = ["main"]
 
@@ -73,6 +73,7 @@ def _runOnReactor(spec: Spec) -> None:
             _say(rss_kb=peakRssKb(), max_stall_s=stall.stop())
             maybeDeferred(side.shutdown).addBoth(stopReactor)
 
+    freezeStartupHeap()
     if side.send is None:
         stall.start()  # a request server: watched from the start
     _say(endpoint=side.endpoint)
@@ -91,6 +92,7 @@ def _runPyzmq(spec: Spec) -> None:
         (go if command == "go" else stop).set()
 
     context: zmq.Context[Any] = zmq.Context()
+    freezeStartupHeap()
     _readCommands(handle)
     try:
         runServerSide(context, spec, lambda endpoint: _say(endpoint=endpoint), go, stop)

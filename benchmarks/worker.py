@@ -13,7 +13,7 @@ import sys
 import traceback
 from dataclasses import asdict
 
-from benchmarks.common import Spec
+from benchmarks.common import Spec, freezeStartupHeap
 
 __all__ = ["main"]
 
@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks.txzmq_cases import measure
         else:
             from benchmarks.baseline import measure
+        freezeStartupHeap()
         result = measure(spec)
     except Exception as error:
         traceback.print_exc()
