@@ -24,7 +24,6 @@ from typing import IO, Any
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IPushProducer, IReadDescriptor
-from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -517,10 +516,9 @@ class PushService(OneLinerService):
                 count=self.sent,
             )
             return 1
-        # The connection has no event for "send queue empty": look at it, bounded in time.
-        while connection.sendQueueLength and reactor.seconds() < deadline:
-            await deferLater(reactor, 0.01)
-        if connection.sendQueueLength:
+        try:
+            await connection.whenSendQueueEmpty(max(0.0, deadline - reactor.seconds()))
+        except ZmqTimeoutError:
             self.log.error(
                 "push: {count} message(s) still queued after {timeout} s",
                 count=connection.sendQueueLength,

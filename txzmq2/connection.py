@@ -19,6 +19,8 @@ from time import monotonic
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, cast
 
 import zmq
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.internet.interfaces import IConsumer, IPushProducer, IReadDescriptor
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -27,11 +29,10 @@ from zmq.utils import z85
 from zope.interface import implementer
 
 from txzmq2.endpoint import ZmqEndpoint, ZmqEndpointType
-from txzmq2.errors import ZmqConnectionClosed, ZmqUnroutableError
+from txzmq2.errors import ZmqConnectionClosed, ZmqTimeoutError, ZmqUnroutableError
 
 if TYPE_CHECKING:
     from twisted.internet.base import DelayedCall
-    from twisted.internet.defer import Deferred
 
     from txzmq2.factory import ZmqFactory
     from txzmq2.monitor import ZmqMonitorEvent, ZmqSocketMonitor, _EventStream
@@ -313,6 +314,8 @@ class ZmqConnection:
         self._producerStreaming = False
         self._producerPaused = False
         self._pullCall: DelayedCall | None = None
+        # whenSendQueueEmpty's Deferreds, fired once the outbound queue has drained.
+        self._drainWaiters: list[Deferred[None]] = []
         # The first frame of the message being delivered, for messageProperty.
         self._deliveringFrame: zmq.Frame | None = None
         try:
@@ -625,6 +628,42 @@ class ZmqConnection:
             self._wantMoreFromProducer()
         return sent + dropped
 
+    def whenSendQueueEmpty(self, timeout: float | None = None) -> Deferred[None]:
+        """
+        Wait until every message :meth:`send` queued has been handed to libzmq (at once if
+        none waits). libzmq may still hold them: closing with a linger delivers those.
+
+        :return: a Deferred firing with ``None``; failing with
+            :class:`~txzmq2.errors.ZmqTimeoutError` after ``timeout`` seconds, or
+            :class:`~txzmq2.errors.ZmqConnectionClosed` if the connection shuts down with
+            messages still queued.
+        :raises ZmqConnectionClosed: after :meth:`shutdown`.
+        """
+        self._checkOpen()
+        if not self._outbound.length:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred(self._drainWaiters.remove)
+        self._drainWaiters.append(waiter)
+        if timeout is not None:
+
+            def timedOut(failure: Failure) -> Failure:
+                if isinstance(failure.value, DeferredTimeout):
+                    raise ZmqTimeoutError(f"send queue not empty after {timeout} s")
+                return failure
+
+            waiter.addTimeout(timeout, self._reactor).addErrback(timedOut)
+        return waiter
+
+    def _fireDrainWaiters(self, dropped: int = 0) -> None:
+        waiters, self._drainWaiters = self._drainWaiters, []
+        for waiter in waiters:
+            if dropped:
+                waiter.errback(
+                    ZmqConnectionClosed(f"{self!r} shut down with {dropped} message(s) queued")
+                )
+            else:
+                waiter.callback(None)
+
     @property
     def sendQueueLength(self) -> int:
         """Messages waiting in this connection's outbound queue (not yet handed to libzmq)."""
@@ -802,6 +841,9 @@ class ZmqConnection:
                 # have consumed the edge of its becoming writable: retry on a backoff timer.
                 self._retryCall = self._reactor.callLater(self._retryDelay, self._retryFlush)
                 self._retryDelay = min(self._retryDelay * 2, _RETRY_MAX)
+        if self._drainWaiters and not self._outbound.length:
+            # Last: what the waiters do next (send more, shut down) finds the pass done.
+            self._fireDrainWaiters()
 
     def _retryFlush(self) -> None:
         self._retryCall = None
@@ -893,11 +935,12 @@ class ZmqConnection:
             self._passCall = self._pullCall = self._retryCall = None
             self._reactor.removeReader(self)
             self.factory.connections.discard(self)
-            if self._outbound.length:
+            dropped = self._outbound.clear()
+            if dropped:
                 self._log.warn(
                     "{connection}: shut down with {count} unsent message(s) dropped",
                     connection=self,
-                    count=self._outbound.clear(),
+                    count=dropped,
                 )
             try:
                 if self._events is not None:
@@ -910,6 +953,8 @@ class ZmqConnection:
         # shuts the factory down must not find this socket still open.
         if self._events is not None:
             self._events.close()
+        if self._drainWaiters:
+            self._fireDrainWaiters(dropped)
         producer, self._producer = self._producer, None
         if producer is not None:
             self._callProducer("stopProducing", producer)

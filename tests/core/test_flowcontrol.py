@@ -214,3 +214,68 @@ def _turn() -> Deferred[None]:
     from twisted.internet.task import deferLater
 
     return deferLater(reactor, 0.001, lambda: None)
+
+
+# -- whenSendQueueEmpty ---------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_send_queue_empty_fires_at_once_when_nothing_is_queued(zmq_factory):
+    push = TightPush(zmq_factory)
+    assert (await push.whenSendQueueEmpty()) is None
+    push.shutdown()
+
+
+@pytest_twisted.ensureDeferred
+async def test_send_queue_empty_fires_once_the_reader_drains_the_queue(zmq_factory, zmq_address):
+    total = 200
+    pull = SlowPull(zmq_factory, ZmqEndpoint(bind, zmq_address("inproc")))
+    pull.expected = total
+    pull.pauseProducing()
+    push = TightPush(zmq_factory, ZmqEndpoint(connect, pull.lastEndpoint))
+    for n in range(total):
+        push.push(b"%d" % n)
+    drained = push.whenSendQueueEmpty(timeout=10)
+    for _ in range(5):
+        await _turn()
+    assert not drained.called  # the reader holds everything back
+    pull.resumeProducing()
+    await drained
+    assert push.sendQueueLength == 0
+    await pull.done
+    push.shutdown()
+    pull.shutdown()
+
+
+@pytest_twisted.ensureDeferred
+async def test_send_queue_empty_times_out_while_nobody_reads(zmq_factory, zmq_address):
+    from txzmq2 import ZmqTimeoutError
+
+    pull = SlowPull(zmq_factory, ZmqEndpoint(bind, zmq_address("inproc")))
+    pull.pauseProducing()
+    push = TightPush(zmq_factory, ZmqEndpoint(connect, pull.lastEndpoint))
+    for n in range(50):
+        push.push(b"%d" % n)
+    with pytest.raises(ZmqTimeoutError):
+        await push.whenSendQueueEmpty(timeout=0.05)
+    assert push._drainWaiters == []
+    push.shutdown()
+    pull.shutdown()
+
+
+@pytest_twisted.ensureDeferred
+async def test_send_queue_empty_fails_when_shutdown_drops_queued_messages(
+    zmq_factory, zmq_address
+):
+    from txzmq2 import ZmqConnectionClosed
+
+    pull = SlowPull(zmq_factory, ZmqEndpoint(bind, zmq_address("inproc")))
+    pull.pauseProducing()
+    push = TightPush(zmq_factory, ZmqEndpoint(connect, pull.lastEndpoint))
+    for n in range(50):
+        push.push(b"%d" % n)
+    drained = push.whenSendQueueEmpty()
+    push.shutdown()
+    with pytest.raises(ZmqConnectionClosed):
+        await drained
+    pull.shutdown()
