@@ -7,7 +7,7 @@ package does not import (or install) the global reactor.
 
 from __future__ import annotations
 
-from txzmq2.connection import Message, ZmqConnection
+from txzmq2.connection import Message, ZmqConnection, ZmqSecurity
 from txzmq2.endpoint import ZmqEndpoint, ZmqEndpointType
 from txzmq2.errors import (
     RemoteError,
@@ -58,6 +58,7 @@ __all__ = [
     "ZmqREQConnection",
     "ZmqRequestTimeoutError",
     "ZmqRouterConnection",
+    "ZmqSecurity",
     "ZmqSerializationError",
     "ZmqSocketMonitor",
     "ZmqSubConnection",

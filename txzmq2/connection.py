@@ -16,7 +16,7 @@ import errno
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from time import monotonic
-from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeAlias, cast
 
 import zmq
 from twisted.internet.defer import Deferred, succeed
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from txzmq2.factory import ZmqFactory
     from txzmq2.monitor import ZmqMonitorEvent, ZmqSocketMonitor, _EventStream
 
-__all__ = ["Frame", "Message", "MessageLike", "ZmqConnection"]
+__all__ = ["Frame", "Message", "MessageLike", "ZmqConnection", "ZmqSecurity"]
 
 Frame: TypeAlias = "bytes | bytearray | memoryview"
 """One frame as accepted by ``send``; frames received are always ``bytes``."""
@@ -99,6 +99,62 @@ def _curveKey(key: bytes | str, name: str) -> bytes:
 
 def _utf8(text: str | bytes) -> bytes:
     return text.encode("utf-8") if isinstance(text, str) else text
+
+
+class ZmqSecurity(NamedTuple):
+    """
+    How a connection authenticates and encrypts: the socket options of one mechanism.
+    Give it to a connection's constructor (``security=``), or to the Majordomo and RPC
+    classes, which apply it to every socket they make. Build one with the class methods.
+    """
+
+    options: tuple[tuple[int, int | bytes], ...]
+
+    @classmethod
+    def curveServer(
+        cls, publicKey: bytes | str, secretKey: bytes | str, zapDomain: str | None = None
+    ) -> ZmqSecurity:
+        """Serve CURVE with this key pair (see :meth:`ZmqConnection.useCurveServer`).
+
+        :raises ValueError: for a malformed key."""
+        return cls(
+            (
+                (zmq.CURVE_SERVER, 1),
+                (zmq.CURVE_PUBLICKEY, _curveKey(publicKey, "publicKey")),
+                (zmq.CURVE_SECRETKEY, _curveKey(secretKey, "secretKey")),
+                *_zapDomain(zapDomain),
+            )
+        )
+
+    @classmethod
+    def curveClient(
+        cls, publicKey: bytes | str, secretKey: bytes | str, serverKey: bytes | str
+    ) -> ZmqSecurity:
+        """Talk CURVE to the server with ``serverKey`` (see
+        :meth:`ZmqConnection.useCurveClient`).
+
+        :raises ValueError: for a malformed key."""
+        return cls(
+            (
+                (zmq.CURVE_PUBLICKEY, _curveKey(publicKey, "publicKey")),
+                (zmq.CURVE_SECRETKEY, _curveKey(secretKey, "secretKey")),
+                (zmq.CURVE_SERVERKEY, _curveKey(serverKey, "serverKey")),
+            )
+        )
+
+    @classmethod
+    def plainServer(cls, zapDomain: str | None = None) -> ZmqSecurity:
+        """Accept PLAIN clients (see :meth:`ZmqConnection.usePlainServer`)."""
+        return cls(((zmq.PLAIN_SERVER, 1), *_zapDomain(zapDomain)))
+
+    @classmethod
+    def plainClient(cls, username: str | bytes, password: str | bytes) -> ZmqSecurity:
+        """Log in to PLAIN servers (see :meth:`ZmqConnection.usePlainClient`)."""
+        return cls(((zmq.PLAIN_USERNAME, _utf8(username)), (zmq.PLAIN_PASSWORD, _utf8(password))))
+
+
+def _zapDomain(zapDomain: str | None) -> tuple[tuple[int, bytes], ...]:
+    return () if zapDomain is None else ((zmq.ZAP_DOMAIN, _utf8(zapDomain)),)
 
 
 def _toFrames(message: MessageLike) -> list[bytes]:
@@ -292,12 +348,14 @@ class ZmqConnection:
         factory: ZmqFactory,
         endpoint: ZmqEndpoint | None = None,
         identity: bytes | str | None = None,
+        security: ZmqSecurity | None = None,
     ) -> None:
         if factory.shuttingDown:
             raise ZmqConnectionClosed(f"{factory!r} is shutting down; no new connections")
         self.factory = factory
         self.endpoints: list[ZmqEndpoint] = []
         self.identity = identity.encode() if isinstance(identity, str) else identity
+        self.security = security
         self._reactor: Any = factory.reactor
         self.socket: zmq.Socket[bytes] = factory.context.socket(self.socketType)
         self._closed = False
@@ -363,6 +421,9 @@ class ZmqConnection:
                 socket.set(option, _utf8(value) if isinstance(value, str) else value)
         if self.identity is not None:
             socket.set(zmq.ROUTING_ID, self.identity)
+        if self.security is not None:
+            for option, setting in self.security.options:
+                socket.set(option, setting)
         self._applyTypeOptions()
 
     def _applyTypeOptions(self) -> None:
@@ -439,12 +500,7 @@ class ZmqConnection:
         :raises ValueError: for a malformed key.
         :raises RuntimeError: once an endpoint has been bound or connected.
         """
-        self._setSecurity(
-            (zmq.CURVE_SERVER, 1),
-            (zmq.CURVE_PUBLICKEY, _curveKey(publicKey, "publicKey")),
-            (zmq.CURVE_SECRETKEY, _curveKey(secretKey, "secretKey")),
-            zapDomain=zapDomain,
-        )
+        self._setSecurity(ZmqSecurity.curveServer(publicKey, secretKey, zapDomain))
 
     def useCurveClient(
         self, publicKey: bytes | str, secretKey: bytes | str, serverKey: bytes | str
@@ -459,11 +515,7 @@ class ZmqConnection:
         :raises ValueError: for a malformed key.
         :raises RuntimeError: once an endpoint has been bound or connected.
         """
-        self._setSecurity(
-            (zmq.CURVE_PUBLICKEY, _curveKey(publicKey, "publicKey")),
-            (zmq.CURVE_SECRETKEY, _curveKey(secretKey, "secretKey")),
-            (zmq.CURVE_SERVERKEY, _curveKey(serverKey, "serverKey")),
-        )
+        self._setSecurity(ZmqSecurity.curveClient(publicKey, secretKey, serverKey))
 
     def usePlainServer(self, zapDomain: str | None = None) -> None:
         """
@@ -473,7 +525,7 @@ class ZmqConnection:
 
         :raises RuntimeError: once an endpoint has been bound or connected.
         """
-        self._setSecurity((zmq.PLAIN_SERVER, 1), zapDomain=zapDomain)
+        self._setSecurity(ZmqSecurity.plainServer(zapDomain))
 
     def usePlainClient(self, username: str | bytes, password: str | bytes) -> None:
         """
@@ -481,21 +533,16 @@ class ZmqConnection:
 
         :raises RuntimeError: once an endpoint has been bound or connected.
         """
-        self._setSecurity(
-            (zmq.PLAIN_USERNAME, _utf8(username)), (zmq.PLAIN_PASSWORD, _utf8(password))
-        )
+        self._setSecurity(ZmqSecurity.plainClient(username, password))
 
-    def _setSecurity(
-        self, *options: tuple[int, int | bytes], zapDomain: str | None = None
-    ) -> None:
+    def _setSecurity(self, security: ZmqSecurity) -> None:
         self._checkOpen()
         if self.endpoints:
             raise RuntimeError(
                 f"{self!r}: security must be set up before the first bind or connect"
             )
-        if zapDomain is not None:
-            options += ((zmq.ZAP_DOMAIN, _utf8(zapDomain)),)
-        for option, value in options:
+        self.security = security
+        for option, value in security.options:
             self.setSocketOption(option, value)
 
     def messageProperty(self, name: str) -> str | None:

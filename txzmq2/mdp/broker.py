@@ -17,7 +17,7 @@ from typing import Any
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from txzmq2.connection import Message
+from txzmq2.connection import Message, ZmqSecurity
 from txzmq2.endpoint import ZmqEndpoint
 from txzmq2.errors import ZmqUnroutableError
 from txzmq2.factory import ZmqFactory
@@ -98,11 +98,12 @@ class _BrokerConnection(ZmqRouterConnection):
         factory: ZmqFactory,
         endpoint: ZmqEndpoint,
         maxMessageSize: int | None,
+        security: ZmqSecurity | None,
     ) -> None:
         self.broker = broker
         # Read by ZmqConnection.__init__, which applies it before any bind or connect.
         self.maxMessageSize = maxMessageSize
-        super().__init__(factory, endpoint)
+        super().__init__(factory, endpoint, security=security)
 
     def gotMessage(self, senderId: bytes, *frames: bytes) -> None:
         self.broker._received(senderId, list(frames))
@@ -156,6 +157,7 @@ class MajordomoBroker:
     :param maxMessageSize: ``ZMQ_MAXMSGSIZE`` in bytes: a peer sending a bigger frame is
         disconnected, so queued requests hold at most ``maxQueuedRequests`` times this
         much per frame (default 1 MiB; ``None``: no limit).
+    :param security: CURVE or PLAIN set-up (:class:`~txzmq2.ZmqSecurity`) of its socket.
     :raises ValueError: for a non-positive interval, liveness, bound or expiry.
     :raises zmq.ZMQError: when the endpoint cannot be bound or connected.
     """
@@ -172,6 +174,7 @@ class MajordomoBroker:
         maxQueuedRequests: int = 10_000,
         requestExpiry: float | None = 30.0,
         maxMessageSize: int | None = 1 << 20,
+        security: ZmqSecurity | None = None,
     ) -> None:
         if heartbeatInterval <= 0:
             raise ValueError(f"heartbeatInterval must be > 0, not {heartbeatInterval}")
@@ -192,7 +195,7 @@ class MajordomoBroker:
         self._heartbeat = LoopingCall(self._guardedTick)
         self._heartbeat.clock = self._reactor
         self.connection: ZmqRouterConnection = _BrokerConnection(
-            self, factory, endpoint, maxMessageSize
+            self, factory, endpoint, maxMessageSize, security
         )
         """The broker's ROUTER connection, for ``lastEndpoint``, ``addEndpoints``,
         ``monitor`` and socket options; sending on it directly bypasses the broker."""

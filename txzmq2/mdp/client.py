@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger
 
-from txzmq2.connection import Frame, Message, _toFrames
+from txzmq2.connection import Frame, Message, ZmqSecurity, _toFrames
 from txzmq2.endpoint import ZmqEndpoint
 from txzmq2.errors import ZmqConnectionClosed, ZmqRequestTimeoutError
 from txzmq2.factory import ZmqFactory
@@ -38,7 +38,7 @@ class _RequestConnection(ZmqDealerConnection):
 
     def __init__(self, client: MajordomoClient) -> None:
         self.client = client
-        super().__init__(client.factory, client.endpoint)
+        super().__init__(client.factory, client.endpoint, security=client.security)
 
     def gotMessage(self, *frames: bytes) -> None:
         self.client._received(self, list(frames))
@@ -84,6 +84,7 @@ class MajordomoClient:
 
     :param factory: the factory giving the context and the reactor (timers run on it).
     :param endpoint: the broker's address, usually a connect endpoint.
+    :param security: CURVE or PLAIN set-up (:class:`~txzmq2.ZmqSecurity`) for every socket.
     """
 
     defaultRequestTimeout: float | None = None
@@ -94,8 +95,11 @@ class MajordomoClient:
 
     _log = Logger()
 
-    def __init__(self, factory: ZmqFactory, endpoint: ZmqEndpoint) -> None:
+    def __init__(
+        self, factory: ZmqFactory, endpoint: ZmqEndpoint, security: ZmqSecurity | None = None
+    ) -> None:
         self.factory = factory
+        self.security = security
         self.endpoint = ZmqEndpoint(*endpoint)
         # Fail now, not at the first request, on an address that cannot work.
         self.endpoint.validate()

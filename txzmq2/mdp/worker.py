@@ -13,7 +13,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txzmq2.connection import _toFrames
+from txzmq2.connection import ZmqSecurity, _toFrames
 from txzmq2.endpoint import ZmqEndpoint
 from txzmq2.errors import ZmqConnectionClosed
 from txzmq2.factory import ZmqFactory
@@ -43,11 +43,9 @@ __all__ = ["MajordomoWorker"]
 class _WorkerConnection(ZmqDealerConnection):
     """One connection of a worker to its broker; the worker makes a new one to reconnect."""
 
-    def __init__(
-        self, worker: MajordomoWorker, factory: ZmqFactory, endpoint: ZmqEndpoint
-    ) -> None:
+    def __init__(self, worker: MajordomoWorker) -> None:
         self.worker = worker
-        super().__init__(factory, endpoint)
+        super().__init__(worker.factory, worker.endpoint, security=worker.security)
 
     def gotMessage(self, *frames: bytes) -> None:
         self.worker._received(self, list(frames))
@@ -90,6 +88,8 @@ class MajordomoWorker:
         taken for gone.
     :param reconnectDelay: seconds before the first reconnection...
     :param maxReconnectDelay: ...doubling each time up to this.
+    :param security: CURVE or PLAIN set-up (:class:`~txzmq2.ZmqSecurity`) for every
+        socket, reconnections included.
     :raises ValueError: for a service in the ``mmi.`` namespace (brokers refuse it), an empty
         one, or non-positive timings.
     :raises zmq.ZMQError: when the endpoint cannot be connected.
@@ -108,6 +108,7 @@ class MajordomoWorker:
         heartbeatLiveness: int = DEFAULT_HEARTBEAT_LIVENESS,
         reconnectDelay: float = DEFAULT_HEARTBEAT_INTERVAL,
         maxReconnectDelay: float = 32.0,
+        security: ZmqSecurity | None = None,
     ) -> None:
         self.service = serviceName(service)
         if self.service.startswith(MMI_NAMESPACE):
@@ -123,6 +124,7 @@ class MajordomoWorker:
             )
         self.factory = factory
         self.endpoint = endpoint
+        self.security = security
         self.handler = handler
         self.heartbeatInterval = heartbeatInterval
         self.heartbeatLiveness = heartbeatLiveness
@@ -169,7 +171,7 @@ class MajordomoWorker:
     # -- the connection's life ---------------------------------------------------------------
 
     def _open(self) -> None:
-        self._connection = _WorkerConnection(self, self.factory, self.endpoint)
+        self._connection = _WorkerConnection(self)
         self._expiresAt = self._expiry()
         self._send(READY, self.service)
         self._log.info("{worker}: connected, sent READY", worker=self)

@@ -15,7 +15,7 @@ from txzmq2.rpc import _wire
 from txzmq2.rpc.serializers import MsgpackSerializer, Serializer
 
 if TYPE_CHECKING:
-    from txzmq2.connection import Message
+    from txzmq2.connection import Message, ZmqSecurity
     from txzmq2.endpoint import ZmqEndpoint
     from txzmq2.factory import ZmqFactory
 
@@ -40,6 +40,7 @@ class RPCClient(ZmqREQConnection):
     :param serializer: the payload encoding; :class:`~txzmq2.rpc.MsgpackSerializer` when
         ``None``. Servers must use one of the same name.
     :param identity: the socket's routing id.
+    :param security: CURVE or PLAIN set-up (:class:`~txzmq2.ZmqSecurity`).
     :raises ValueError: for a negative ``timeout`` or ``retries``, or ``retries`` without a
         ``timeout``.
     """
@@ -52,6 +53,7 @@ class RPCClient(ZmqREQConnection):
         retries: int = 0,
         serializer: Serializer | None = None,
         identity: bytes | str | None = None,
+        security: ZmqSecurity | None = None,
     ) -> None:
         if timeout is not None:
             # What sendMsg falls back on: the timeout of every call not given its own.
@@ -65,7 +67,7 @@ class RPCClient(ZmqREQConnection):
         self._notifyHeader = _wire.header(_wire.NOTIFY, name)
         self._replyHeader = _wire.header(_wire.REPLY, name)
         self._errorHeader = _wire.header(_wire.ERROR, name)
-        super().__init__(factory, endpoint, identity)
+        super().__init__(factory, endpoint, identity, security)
 
     @property
     def timeout(self) -> float | None:

@@ -20,6 +20,7 @@ from txzmq2.rpc._methods import exposedMethods
 from txzmq2.rpc.serializers import MsgpackSerializer, Serializer
 
 if TYPE_CHECKING:
+    from txzmq2.connection import ZmqSecurity
     from txzmq2.endpoint import ZmqEndpoint
     from txzmq2.factory import ZmqFactory
     from txzmq2.monitor import ZmqMonitorEvent
@@ -73,6 +74,7 @@ class RPCServer(ZmqREPConnection):
         a bigger frame (its calls time out; it reconnects). Default
         :data:`DEFAULT_MAX_MESSAGE_SIZE` (1 MiB); ``None`` for no limit.
     :param identity: the socket's routing id.
+    :param security: CURVE or PLAIN set-up (:class:`~txzmq2.ZmqSecurity`).
     :raises ValueError: when ``service`` exposes no method, or for a bad ``maxConcurrency``.
     """
 
@@ -86,6 +88,7 @@ class RPCServer(ZmqREPConnection):
         sendTracebacks: bool = False,
         maxMessageSize: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         identity: bytes | str | None = None,
+        security: ZmqSecurity | None = None,
     ) -> None:
         if maxConcurrency is not None and maxConcurrency < 1:
             raise ValueError(f"maxConcurrency must be >= 1 or None, not {maxConcurrency}")
@@ -107,7 +110,7 @@ class RPCServer(ZmqREPConnection):
         self._running = 0
         self._atLimit = False
         self._pausedByConsumer = False
-        super().__init__(factory, endpoint, identity)
+        super().__init__(factory, endpoint, identity, security)
         if self.monitored:
             # libzmq disconnects a peer that sends more than maxMessageSize without telling
             # the socket's owner anything else: this line is all the trace there is.
