@@ -174,18 +174,31 @@ def _toFrames(message: MessageLike) -> list[bytes]:
         return [bytes(message)]
     if isinstance(cast(object, message), str):
         raise TypeError("ZeroMQ frames are bytes, not str: encode the message first")
-    frames = list(message)
+    return _ownFrames(list(message))
+
+
+def _ownFrames(frames: list[Any]) -> list[bytes]:
+    """
+    :func:`_toFrames` for a list the caller has just built and hands over: its frames are
+    checked, and converted to ``bytes`` where needed, in place.
+    """
+    for frame in frames:
+        if type(frame) is not bytes:
+            break
+    else:
+        if frames:
+            return frames  # the hot path: all bytes already
     if not frames:
         raise ValueError("a message needs at least one frame")
     for index, frame in enumerate(frames):
         if type(frame) is not bytes:
-            if isinstance(cast(object, frame), zmq.Frame):
-                frames[index] = cast(zmq.Frame, frame).bytes  # txZMQ passed these through
+            if isinstance(frame, zmq.Frame):
+                frames[index] = frame.bytes  # txZMQ passed these through
             elif isinstance(frame, (bytes, bytearray, memoryview)):
                 frames[index] = bytes(frame)
             else:
                 raise TypeError(f"ZeroMQ frames are bytes, not {type(frame).__name__}")
-    return frames  # type: ignore[return-value]
+    return frames
 
 
 class _OutboundQueue:
@@ -635,11 +648,10 @@ class ZmqConnection:
         # zmq.Again can only come from the first send() below.
         send = self._send
         try:
-            if len(frames) > 1:
-                for frame in frames[:-1]:
-                    send(frame, _NOBLOCK_SNDMORE, copy=len(frame) < _ZERO_COPY_MIN)
+            for frame in frames[:-1]:
+                send(frame, _NOBLOCK_SNDMORE, len(frame) < _ZERO_COPY_MIN)
             frame = frames[-1]
-            send(frame, _NOBLOCK, copy=len(frame) < _ZERO_COPY_MIN)
+            send(frame, _NOBLOCK, len(frame) < _ZERO_COPY_MIN)
         except zmq.ZMQError as error:
             if error.errno == zmq.EHOSTUNREACH:
                 raise ZmqUnroutableError(
@@ -855,11 +867,11 @@ class ZmqConnection:
             events: int | None = None
             if self.receives and not self._readPaused:
                 events = self._readBatch(woken)
-            if self.closed:  # a callback shut us down
+            if self.closed:  # a callback shut us down (the property: mypy narrows _closed)
                 return
             if events is None:
                 # Reading EVENTS consumes the edge too, so act on what it says right here.
-                events = cast(int, self._getOption(_EVENTS))
+                events = self._getOption(_EVENTS)
         except zmq.ContextTerminated:
             self._log.warn("{connection}: context terminated under it", connection=self)
             self.shutdown()
@@ -913,7 +925,7 @@ class ZmqConnection:
         probe = not woken
         while count < limit:
             if probe:
-                events = cast(int, self._getOption(_EVENTS))
+                events: int = self._getOption(_EVENTS)
                 if not events & _POLLIN:
                     return events
             try:

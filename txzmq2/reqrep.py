@@ -10,14 +10,14 @@ between) returns everything up to and including the empty delimiter untouched, s
 from __future__ import annotations
 
 import os
-from inspect import iscoroutine
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 import zmq
 from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.python.failure import Failure
 
-from txzmq2.connection import Frame, Message, ZmqConnection, _toFrames
+from txzmq2.connection import Frame, Message, ZmqConnection, _ownFrames
 from txzmq2.errors import ZmqConnectionClosed, ZmqRequestTimeoutError, ZmqUnknownRequestError
 
 if TYPE_CHECKING:
@@ -103,7 +103,8 @@ class ZmqREQConnection(ZmqConnection):
             return fail(ZmqConnectionClosed(f"{self!r} is shut down; cannot send a request"))
         if timeout is None:
             timeout = self.defaultRequestTimeout
-        _checkRequestOptions(timeout, retries)
+        if timeout is not None or retries:
+            _checkRequestOptions(timeout, retries)
         if not parts:
             raise ValueError("a request needs at least one frame")
         self._nextRequestId += 1
@@ -116,7 +117,7 @@ class ZmqREQConnection(ZmqConnection):
 
         deferred: Deferred[Message] = Deferred(cancel)
         try:
-            frames = _toFrames([requestId, b"", *parts])
+            frames = _ownFrames([requestId, b"", *parts])
         except Exception:
             return fail()
         # Registered before sending: code running inside send() (a producer) may shut the
@@ -128,7 +129,7 @@ class ZmqREQConnection(ZmqConnection):
         except Exception:
             self._finish(requestId)
             return fail()
-        if requestId in self._pending:
+        if timeout is not None and requestId in self._pending:
             self._startTimer(requestId, request)
         return deferred
 
@@ -147,7 +148,8 @@ class ZmqREQConnection(ZmqConnection):
                 if request.timer.active():
                     request.timer.cancel()
                 request.timer = None
-            self._outbound.discard(request.frames)
+            if self._outbound.length:
+                self._outbound.discard(request.frames)
         return request
 
     def _timedOut(self, requestId: bytes) -> None:
@@ -249,7 +251,7 @@ class ZmqREPConnection(ZmqConnection):
         """
         try:
             result = self.handleRequest(*messageParts)
-            if isinstance(result, Deferred) or iscoroutine(result):
+            if isinstance(result, (Deferred, CoroutineType)):
                 pending: Deferred[Any] = (
                     result if isinstance(result, Deferred) else Deferred.fromCoroutine(result)
                 )
@@ -307,14 +309,15 @@ class ZmqREPConnection(ZmqConnection):
             (already answered, forgotten, or never received).
         :raises ZmqConnectionClosed: after shutdown.
         """
-        self._checkOpen()
+        if self._closed:
+            raise ZmqConnectionClosed(f"{self!r} is shut down; cannot reply")
         try:
             envelope = self._envelopes.pop(messageId)
         except KeyError:
             raise ZmqUnknownRequestError(
                 f"{messageId!r} is not an outstanding request (answered already?)"
             ) from None
-        self.send([*envelope, *messageParts])
+        self._sendMessage(_ownFrames([*envelope, *messageParts]))
 
     def _connectionClosed(self) -> None:
         self._envelopes.clear()
