@@ -41,6 +41,19 @@ def _checkRequestOptions(timeout: float | None, retries: int) -> None:
         raise ValueError("retries need a timeout: a retry is sent when a try times out")
 
 
+def _pendingResult(result: object) -> Deferred[Any] | None:
+    """
+    What a request handler's result still waits on: a Deferred as it is, or a coroutine
+    (what calling an ``async def`` returns) wrapped in one. ``None`` for a plain value,
+    which the caller answers at once, without a Deferred (the common, hot case).
+    """
+    if isinstance(result, Deferred):
+        return result
+    if isinstance(result, CoroutineType):
+        return Deferred.fromCoroutine(result)
+    return None
+
+
 class _Request:
     """
     One outstanding request. Its life has one owner, ``ZmqREQConnection._pending``: it is
@@ -251,15 +264,12 @@ class ZmqREPConnection(ZmqConnection):
         """
         try:
             result = self.handleRequest(*messageParts)
-            if isinstance(result, (Deferred, CoroutineType)):
-                pending: Deferred[Any] = (
-                    result if isinstance(result, Deferred) else Deferred.fromCoroutine(result)
-                )
-                pending.addCallback(self._replyWith, messageId)
-                pending.addErrback(self._handlerFailed, messageId)
+            pending = _pendingResult(result)
+            if pending is None:
+                self._replyWith(result, messageId)
                 return
-            # A plain value: reply now, without a Deferred (the common, hot case).
-            self._replyWith(result, messageId)
+            pending.addCallback(self._replyWith, messageId)
+            pending.addErrback(self._handlerFailed, messageId)
         except Exception:
             self._handlerFailed(None, messageId)
 

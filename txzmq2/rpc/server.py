@@ -5,7 +5,6 @@ answers with their results or their errors.
 
 from __future__ import annotations
 
-from types import CoroutineType
 from typing import TYPE_CHECKING, Any, cast
 
 import zmq
@@ -14,7 +13,7 @@ from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 
 from txzmq2.errors import ZmqUnknownRequestError
-from txzmq2.reqrep import ZmqREPConnection
+from txzmq2.reqrep import ZmqREPConnection, _pendingResult
 from txzmq2.rpc import _wire
 from txzmq2.rpc._methods import exposedMethods
 from txzmq2.rpc.serializers import MsgpackSerializer, Serializer
@@ -163,10 +162,9 @@ class RPCServer(ZmqREPConnection):
             failure = Failure(error)  # type: ignore[no-untyped-call, unused-ignore]
             self._methodFailed(messageId, notify, name, failure)
             return
-        if isinstance(result, Deferred):
-            self._whenDone(result, messageId, notify, name)
-        elif type(result) is CoroutineType:  # what calling an `async def` returns
-            self._whenDone(Deferred.fromCoroutine(result), messageId, notify, name)
+        pending = _pendingResult(result)
+        if pending is not None:
+            self._whenDone(pending, messageId, notify, name)
         elif not notify:
             self._replyWithResult(messageId, name, result)
 
