@@ -248,3 +248,22 @@ def test_unknown_case_is_a_usage_error() -> None:
     result = runSuite("--case", "no_such_case")
     assert result.returncode == 2
     assert "no case matches" in result.stderr
+
+
+def test_roundtrip_profile_times_each_client_against_a_blocking_peer() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.roundtrip", "--count", "300"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in result.stdout.splitlines()
+        if line.startswith("| ") and not line.startswith("| client")
+    ]
+    assert [row[0] for row in rows] == ["txzmq2", "floor", "pyzmq"]
+    for _, rate, wall, cpu in rows:
+        assert float(rate.replace(",", "")) > 0 and float(wall) > 0 and float(cpu) > 0
