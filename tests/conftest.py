@@ -96,3 +96,14 @@ def loggedFailures() -> Iterator[list[dict]]:
     globalLogPublisher.addObserver(observe)
     yield failures
     globalLogPublisher.removeObserver(observe)
+
+
+@pytest.fixture
+def everyWarningLogged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    Lift the limit on repeated warnings (``RateLimitedLogger``, tested on its own in
+    ``tests/core/test_log_limits.py``), for tests that check every drop is logged.
+    """
+    from txzmq2._logging import RateLimitedLogger
+
+    monkeypatch.setattr(RateLimitedLogger, "burst", 1_000_000_000)

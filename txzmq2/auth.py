@@ -30,6 +30,7 @@ from twisted.python.failure import Failure
 from zmq.auth.base import Authenticator
 from zmq.utils import z85
 
+from txzmq2._logging import RateLimitedLogger
 from txzmq2.endpoint import ZmqEndpoint, ZmqEndpointType
 from txzmq2.errors import ZmqError, ZmqUnknownRequestError
 from txzmq2.reqrep import ZmqREPConnection
@@ -214,7 +215,7 @@ class ZmqAuthenticator:
         answers); after it the peer is refused with ZAP status 300.
     """
 
-    _log = Logger()
+    _log = RateLimitedLogger()
 
     def __init__(
         self, factory: ZmqFactory, encoding: str = "utf-8", requestTimeout: float = 10.0

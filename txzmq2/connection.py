@@ -28,6 +28,7 @@ from zmq.backend import Socket as _BaseSocket
 from zmq.utils import z85
 from zope.interface import implementer
 
+from txzmq2._logging import RateLimitedLogger
 from txzmq2.endpoint import ZmqEndpoint, ZmqEndpointType
 from txzmq2.errors import ZmqConnectionClosed, ZmqTimeoutError, ZmqUnroutableError
 
@@ -354,7 +355,7 @@ class ZmqConnection:
     sendQueueLowWater: int = 250
     """Outbound queue length at or below which a paused producer is resumed."""
 
-    _log: ClassVar[Logger] = Logger()
+    _log: ClassVar[Logger] = RateLimitedLogger()
 
     def __init__(
         self,

@@ -15,9 +15,9 @@ from collections.abc import Iterable
 
 import zmq
 from twisted.internet.interfaces import IPushProducer
-from twisted.logger import Logger
 from zope.interface import implementer
 
+from txzmq2._logging import RateLimitedLogger
 from txzmq2.connection import Message, ZmqConnection
 from txzmq2.endpoint import ZmqEndpoint
 from txzmq2.errors import ZmqConnectionClosed, ZmqUnroutableError
@@ -26,7 +26,7 @@ from txzmq2.routerdealer import ZmqRouterConnection
 
 __all__ = ["ZmqLoadBalancingBroker", "ZmqProxy"]
 
-_log = Logger()
+_log = RateLimitedLogger()
 
 # Sending socket type -> receiving socket types it can forward to, per device.
 _PAIRINGS: dict[tuple[int, int], str] = {

@@ -33,6 +33,9 @@ from txzmq2.rpc import (
     expose,
 )
 
+# Every drop must be logged here: the limit on repeated warnings is lifted.
+pytestmark = pytest.mark.usefixtures("everyWarningLogged")
+
 # Plain values msgpack carries both ways (NaN excluded only because NaN != NaN).
 plainValues = st.recursive(
     st.none()

@@ -54,6 +54,9 @@ connect = ZmqEndpointType.connect
 WAIT = 5.0
 """Seconds a sentinel (or an event) may take: a broken library fails the test, not hangs it."""
 
+# Every drop must be logged here: the limit on repeated warnings is lifted.
+pytestmark = pytest.mark.usefixtures("everyWarningLogged")
+
 HOSTILE = settings(
     max_examples=60,
     deadline=None,

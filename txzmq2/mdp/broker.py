@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
 
+from txzmq2._logging import RateLimitedLogger
 from txzmq2.connection import Message, ZmqSecurity
 from txzmq2.endpoint import ZmqEndpoint
 from txzmq2.errors import ZmqUnroutableError
@@ -162,7 +162,7 @@ class MajordomoBroker:
     :raises zmq.ZMQError: when the endpoint cannot be bound or connected.
     """
 
-    _log = Logger()
+    _log = RateLimitedLogger()
 
     def __init__(
         self,

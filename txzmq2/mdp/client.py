@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, fail
-from twisted.logger import Logger
 
+from txzmq2._logging import RateLimitedLogger
 from txzmq2.connection import Frame, Message, ZmqSecurity, _toFrames
 from txzmq2.endpoint import ZmqEndpoint
 from txzmq2.errors import ZmqConnectionClosed, ZmqRequestTimeoutError
@@ -93,7 +93,7 @@ class MajordomoClient:
     maxIdleConnections: int = 8
     """Most idle sockets kept for the next requests; others are closed once answered."""
 
-    _log = Logger()
+    _log = RateLimitedLogger()
 
     def __init__(
         self, factory: ZmqFactory, endpoint: ZmqEndpoint, security: ZmqSecurity | None = None

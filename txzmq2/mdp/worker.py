@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txzmq2._logging import RateLimitedLogger
 from txzmq2.connection import ZmqSecurity, _toFrames
 from txzmq2.endpoint import ZmqEndpoint
 from txzmq2.errors import ZmqConnectionClosed
@@ -95,7 +95,7 @@ class MajordomoWorker:
     :raises zmq.ZMQError: when the endpoint cannot be connected.
     """
 
-    _log = Logger()
+    _log = RateLimitedLogger()
 
     def __init__(
         self,

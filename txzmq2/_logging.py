@@ -1,0 +1,121 @@
+"""
+Warnings a peer can provoke once per message, rate-limited per connection.
+
+A malformed message, a reply to a forgotten request, or a handler that fails on every
+request each log a warning. Logged once per message, a peer sending thousands of them a
+second would flood the log (and the disk behind it) as surely as it floods the socket. So
+the loggers of everything that reads from the network are :class:`RateLimitedLogger`: each
+source (a connection, a broker) may log the same warning (by format) a few times per
+window; beyond that the warnings are counted, and the count is logged when the window ends
+with the next warning of its kind.
+"""
+
+from __future__ import annotations
+
+from time import monotonic
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from twisted.logger import Logger, LogLevel
+
+__all__ = ["RateLimitedLogger"]
+
+_LIMITED = frozenset({LogLevel.warn, LogLevel.error, LogLevel.critical})
+
+
+class _Window:
+    """How many warnings of one kind one source logged, and held back, since ``start``."""
+
+    __slots__ = ("logged", "start", "suppressed")
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.logged = 0
+        self.suppressed = 0
+
+
+class RateLimitedLogger(Logger):
+    """
+    A :class:`twisted.logger.Logger` that lets each source log at most :attr:`burst`
+    events of one format at warning level and above per :attr:`window` seconds. The first
+    event held back says so; the first let through after the window says how many were
+    held back. Debug and info events always go through.
+
+    Declared as a class attribute like any ``Logger``; the count is kept per instance
+    (weakly: it goes with the instance), and per format string.
+    """
+
+    burst: int = 10
+    """Events of one format one source logs per window before the rest are held back."""
+    window: float = 10.0
+    """Seconds over which :attr:`burst` applies."""
+
+    def __init__(
+        self,
+        namespace: str | None = None,
+        source: object | None = None,
+        observer: Any = None,
+    ) -> None:
+        if namespace is None:
+            namespace = self._namespaceFromCallingContext()
+        super().__init__(namespace, source, observer)
+        # Shared by every Logger that __get__ hands out for this attribute.
+        self._windows: WeakKeyDictionary[Any, dict[str | None, _Window]] = WeakKeyDictionary()
+        self._unboundWindows: dict[str | None, _Window] = {}
+
+    def __get__(self, instance: object, owner: type | None = None) -> RateLimitedLogger:
+        bound = super().__get__(instance, owner)
+        assert isinstance(bound, RateLimitedLogger)
+        bound._windows = self._windows
+        bound._unboundWindows = self._unboundWindows
+        return bound
+
+    def emit(self, level: LogLevel, format: str | None = None, **kwargs: object) -> None:
+        if level not in _LIMITED:
+            super().emit(level, format, **kwargs)
+            return
+        windows = self._windowsOfSource()
+        if windows is None:
+            super().emit(level, format, **kwargs)
+            return
+        now = monotonic()
+        window = windows.get(format)
+        if window is None or now - window.start >= self.window:
+            if window is not None and window.suppressed:
+                super().emit(
+                    LogLevel.warn,
+                    "{log_source}: {count} more like this were not logged in the last"
+                    " {seconds:.0f} s: {suppressedFormat}",
+                    count=window.suppressed,
+                    seconds=now - window.start,
+                    suppressedFormat=format,
+                )
+            window = windows[format] = _Window(now)
+        if window.logged < self.burst:
+            window.logged += 1
+            super().emit(level, format, **kwargs)
+            return
+        window.suppressed += 1
+        if window.suppressed == 1:
+            super().emit(
+                LogLevel.warn,
+                "{log_source}: logged {burst} times in {seconds:.1f} s; more like it are"
+                " counted, not logged, for {window:.0f} s: {suppressedFormat}",
+                burst=self.burst,
+                seconds=now - window.start,
+                window=self.window,
+                suppressedFormat=format,
+            )
+
+    def _windowsOfSource(self) -> dict[str | None, _Window] | None:
+        """The per-format windows of this logger's source; ``None`` if it cannot have any."""
+        source = self.source
+        if source is None or isinstance(source, type):
+            return self._unboundWindows
+        try:
+            windows = self._windows.get(source)
+            if windows is None:
+                windows = self._windows[source] = {}
+        except TypeError:  # neither hashable nor weakly referenceable: not limited
+            return None
+        return windows
