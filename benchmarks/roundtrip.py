@@ -8,9 +8,9 @@ process, over tcp loopback, one 64-byte request outstanding:
   reply's callback;
 - ``floor``: the least any Twisted reader on pyzmq can do for the same wire format
   (``[id, b"", payload]``) and the same guarantees: a Deferred per request, whole messages
-  read with ``copy=False`` (the frame's metadata must stay reachable), ``EVENTS`` read
-  after each wake-up's reads and after a send made outside one, nothing else (no timers,
-  no batch budget, no outbound queue, no error handling);
+  read with ``copy=False`` (the cheapest way to learn whether more frames follow),
+  ``EVENTS`` read after each wake-up's reads and after a send made outside one, nothing
+  else (no timers, no batch budget, no outbound queue, no error handling);
 - ``pyzmq``: a blocking REQ socket, the ceiling.
 
 Each client runs in its own process and prints round trips per second, and wall and CPU

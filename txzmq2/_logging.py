@@ -13,7 +13,7 @@ with the next warning of its kind.
 from __future__ import annotations
 
 from time import monotonic
-from typing import Any
+from typing import Any, cast
 from weakref import WeakKeyDictionary
 
 from twisted.logger import Logger, LogLevel
@@ -37,12 +37,16 @@ class _Window:
 class RateLimitedLogger(Logger):
     """
     A :class:`twisted.logger.Logger` that lets each source log at most :attr:`burst`
-    events of one format at warning level and above per :attr:`window` seconds. The first
-    event held back says so; the first let through after the window says how many were
+    events of one kind at warning level and above per :attr:`window` seconds. The first
+    event held back says so; the next one of its kind after the window says how many were
     held back. Debug and info events always go through.
 
     Declared as a class attribute like any ``Logger``; the count is kept per instance
-    (weakly: it goes with the instance), and per format string.
+    (weakly: it goes with the instance). An event's kind is its format string, or the
+    ``limitKind`` keyword when one format carries many kinds (a bridge from another
+    logging API); ``limitKind`` is not passed on. Windows are fixed, not sliding: around
+    a window's end up to twice :attr:`burst` events can pass in quick succession. Time is
+    ``time.monotonic``: a logger has no reactor.
     """
 
     burst: int = 10
@@ -59,18 +63,22 @@ class RateLimitedLogger(Logger):
         if namespace is None:
             namespace = self._namespaceFromCallingContext()
         super().__init__(namespace, source, observer)
-        # Shared by every Logger that __get__ hands out for this attribute.
-        self._windows: WeakKeyDictionary[Any, dict[str | None, _Window]] = WeakKeyDictionary()
-        self._unboundWindows: dict[str | None, _Window] = {}
+        self._windows: WeakKeyDictionary[Any, dict[object, _Window]]
+        self._unboundWindows: dict[object, _Window]
+        if source is None:
+            # The declared logger owns the counts; the ones __get__ hands out (which always
+            # have a source) share them.
+            self._windows = WeakKeyDictionary()
+            self._unboundWindows = {}
 
     def __get__(self, instance: object, owner: type | None = None) -> RateLimitedLogger:
-        bound = super().__get__(instance, owner)
-        assert isinstance(bound, RateLimitedLogger)
+        bound = cast(RateLimitedLogger, super().__get__(instance, owner))
         bound._windows = self._windows
         bound._unboundWindows = self._unboundWindows
         return bound
 
     def emit(self, level: LogLevel, format: str | None = None, **kwargs: object) -> None:
+        kind = kwargs.pop("limitKind", format)
         if level not in _LIMITED:
             super().emit(level, format, **kwargs)
             return
@@ -79,7 +87,7 @@ class RateLimitedLogger(Logger):
             super().emit(level, format, **kwargs)
             return
         now = monotonic()
-        window = windows.get(format)
+        window = windows.get(kind)
         if window is None or now - window.start >= self.window:
             if window is not None and window.suppressed:
                 super().emit(
@@ -88,9 +96,9 @@ class RateLimitedLogger(Logger):
                     " {seconds:.0f} s: {suppressedFormat}",
                     count=window.suppressed,
                     seconds=now - window.start,
-                    suppressedFormat=format,
+                    suppressedFormat=kind,
                 )
-            window = windows[format] = _Window(now)
+            window = windows[kind] = _Window(now)
         if window.logged < self.burst:
             window.logged += 1
             super().emit(level, format, **kwargs)
@@ -100,14 +108,14 @@ class RateLimitedLogger(Logger):
             super().emit(
                 LogLevel.warn,
                 "{log_source}: logged {burst} times in {seconds:.1f} s; more like it are"
-                " counted, not logged, for {window:.0f} s: {suppressedFormat}",
+                " counted, not logged, until this {window:.0f} s window ends: {suppressedFormat}",
                 burst=self.burst,
                 seconds=now - window.start,
                 window=self.window,
-                suppressedFormat=format,
+                suppressedFormat=kind,
             )
 
-    def _windowsOfSource(self) -> dict[str | None, _Window] | None:
+    def _windowsOfSource(self) -> dict[object, _Window] | None:
         """The per-format windows of this logger's source; ``None`` if it cannot have any."""
         source = self.source
         if source is None or isinstance(source, type):

@@ -75,7 +75,8 @@ class _ReplySlot:
 class _LogBridge:
     """
     pyzmq's policy logs with ``logging``'s %-style calls; send them to twisted.logger, with
-    passwords blanked out (pyzmq logs each accepted PLAIN password at debug level).
+    passwords blanked out (pyzmq logs each accepted PLAIN password at debug level). Each
+    pyzmq message template is its own kind of warning for the rate limit.
     """
 
     def __init__(self, log: Logger) -> None:
@@ -98,10 +99,10 @@ class _LogBridge:
         self._log.info("ZAP: {text}", text=self._format(text, args))
 
     def warning(self, text: str, *args: Any) -> None:
-        self._log.warn("ZAP: {text}", text=self._format(text, args))
+        self._log.warn("ZAP: {text}", text=self._format(text, args), limitKind=text)
 
     def error(self, text: str, *args: Any) -> None:
-        self._log.error("ZAP: {text}", text=self._format(text, args))
+        self._log.error("ZAP: {text}", text=self._format(text, args), limitKind=text)
 
 
 class _Policy(Authenticator):

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import zmq
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zmq.utils.monitor import parse_monitor_message
 
+from txzmq2._logging import RateLimitedLogger
 from txzmq2.connection import Message, ZmqConnection
 from txzmq2.endpoint import ZmqEndpoint, ZmqEndpointType
 from txzmq2.errors import ZmqConnectionClosed, ZmqTimeoutError
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 __all__ = ["HANDSHAKE_FAILURES", "ZmqMonitorEvent", "ZmqSocketMonitor"]
 
-_log = Logger()
 _addresses = itertools.count(1)
 
 HANDSHAKE_FAILURES = (
@@ -64,6 +63,8 @@ class ZmqSocketMonitor:
 
     Get one from :meth:`ZmqConnection.monitor`. It stops with its connection.
     """
+
+    _log = RateLimitedLogger()
 
     def __init__(
         self,
@@ -112,7 +113,7 @@ class ZmqSocketMonitor:
             try:
                 self.callback(event)
             except Exception:
-                _log.failure("monitor callback failed on {event}", event=event)
+                self._log.failure("monitor callback failed on {event}", event=event)
         matched = [w for w in self._waiters if w[0] & event.event]
         if matched:
             self._waiters = [w for w in self._waiters if not w[0] & event.event]
@@ -165,7 +166,7 @@ class _EventReader(ZmqConnection):
                 parsed["endpoint"].decode("utf-8", "replace"),
             )
         except Exception:
-            _log.warn("{connection}: unreadable monitor message dropped", connection=self)
+            self._log.warn("{connection}: unreadable monitor message dropped", connection=self)
             return
         self._stream.dispatch(event)
 

@@ -26,7 +26,6 @@ from txzmq2.routerdealer import ZmqRouterConnection
 
 __all__ = ["ZmqLoadBalancingBroker", "ZmqProxy"]
 
-_log = RateLimitedLogger()
 
 # Sending socket type -> receiving socket types it can forward to, per device.
 _PAIRINGS: dict[tuple[int, int], str] = {
@@ -55,6 +54,11 @@ class ZmqProxy:
         receives a copy of every message forwarded either way.
     :raises ValueError: for a pair of socket types that is not one of the above.
     """
+
+    _log = RateLimitedLogger()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.frontend!r} -> {self.backend!r}>"
 
     def __init__(
         self,
@@ -111,7 +115,7 @@ class ZmqProxy:
                 try:
                     capture.send(message)
                 except Exception:
-                    _log.failure("proxy: capture failed")
+                    self._log.failure("{proxy}: capture failed", proxy=self)
         self.forwarded += 1
         to.send(message)
 
@@ -172,7 +176,7 @@ class _BrokerSide(ZmqRouterConnection):
         try:
             delimiter = message.index(b"", 1)
         except ValueError:
-            _log.warn("{connection}: dropped a message without envelope", connection=self)
+            self._log.warn("{connection}: dropped a message without envelope", connection=self)
             return
         self.gotEnvelope(message[:delimiter], message[delimiter + 1 :])
 
@@ -211,6 +215,11 @@ class ZmqLoadBalancingBroker:
     :param frontend: endpoint(s) for clients.
     :param backend: endpoint(s) for workers.
     """
+
+    _log = RateLimitedLogger()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.frontend!r} -> {self.backend!r}>"
 
     def __init__(
         self,
@@ -263,14 +272,14 @@ class ZmqLoadBalancingBroker:
         if len(body) >= 3 and body[1] == b"":
             client = _unpackEnvelope(body[0])
             if client is None:
-                _log.warn("load-balancing broker: a worker's reply has a bad client frame")
+                self._log.warn("{broker}: a worker's reply has a bad client frame", broker=self)
             else:
                 try:
                     self.frontend.send([*client, b"", *body[2:]])
                 except (ZmqUnroutableError, ZmqConnectionClosed):
-                    _log.debug("load-balancing broker: client gone; reply dropped")
+                    self._log.debug("{broker}: client gone; reply dropped", broker=self)
         elif len(body) != 1:
-            _log.warn("load-balancing broker: unexpected worker message shape; ignored")
+            self._log.warn("{broker}: unexpected worker message shape; ignored", broker=self)
         self._dispatch()
 
     def shutdown(self) -> None:

@@ -99,6 +99,16 @@ def test_each_source_and_each_kind_has_its_own_limit(clock):
         assert len(plain) == 10
 
 
+def test_a_limit_kind_splits_one_format_into_kinds_and_is_not_logged(clock):
+    source = Source()
+    for _ in range(20):
+        source.log.warn("bridged: {text}", text="one", limitKind="template one")
+        source.log.warn("bridged: {text}", text="two", limitKind="template two")
+    logged = texts()
+    assert logged.count("bridged: one") == logged.count("bridged: two") == 10
+    assert not any("limitKind" in event for event in Source.events)
+
+
 def test_debug_and_info_are_never_held_back(clock):
     source = Source()
     for _ in range(50):
