@@ -79,10 +79,7 @@ class RateLimitedLogger(Logger):
 
     def emit(self, level: LogLevel, format: str | None = None, **kwargs: object) -> None:
         kind = kwargs.pop("limitKind", format)
-        if level not in _LIMITED:
-            super().emit(level, format, **kwargs)
-            return
-        windows = self._windowsOfSource()
+        windows = self._windowsOfSource() if level in _LIMITED else None
         if windows is None:
             super().emit(level, format, **kwargs)
             return
