@@ -83,6 +83,17 @@ def _noLeaks() -> Iterator[None]:
 
 
 @pytest.fixture
+def logged() -> Iterator[list[dict]]:
+    """Every twisted.logger event emitted during the test."""
+    from twisted.logger import globalLogPublisher
+
+    events: list[dict] = []
+    globalLogPublisher.addObserver(events.append)
+    yield events
+    globalLogPublisher.removeObserver(events.append)
+
+
+@pytest.fixture
 def loggedFailures() -> Iterator[list[dict]]:
     """Every ``log_failure`` event logged through twisted.logger during the test."""
     from twisted.logger import globalLogPublisher

@@ -1,10 +1,14 @@
 """
 Reference peers: plain blocking pyzmq sockets run in a thread, reporting to the reactor;
-and a collecting txzmq2 PULL.
+a collecting txzmq2 PULL; and a script serving in a process of its own.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -78,3 +82,45 @@ class CollectingPull(ZmqPullConnection):
         self.received.append(message)
         if len(self.received) == self.expected:
             self.done.callback(None)
+
+
+class ScriptProcess:
+    """
+    A Python script (``python -c``) serving in its own process, to be killed (SIGKILL),
+    frozen (SIGSTOP) and restarted: the script prints the endpoint it bound, then serves.
+    """
+
+    def __init__(self, script: str) -> None:
+        self.script = script
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self, *arguments: str) -> Deferred[str]:
+        """Start the script with ``arguments``; fires with the endpoint it printed."""
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", self.script, *arguments],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        stdout = self.process.stdout
+        assert stdout is not None
+        return inThread(lambda: stdout.readline().strip())
+
+    def signal(self, number: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(number)
+
+    def exited(self) -> Deferred[int]:
+        """Fires with the exit code once the process has ended by itself."""
+        process = self.process
+        assert process is not None
+        return inThread(lambda: process.wait(timeout=30))
+
+    def kill(self) -> None:
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGKILL)
+                self.process.wait(timeout=10)
+            if self.process.stdout is not None:
+                self.process.stdout.close()
+        self.process = None

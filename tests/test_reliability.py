@@ -5,17 +5,13 @@ and restarted on the same address; every request's Deferred fires exactly once.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import pytest_twisted
 from twisted.internet.defer import Deferred, gatherResults
 
-from tests.peers import inThread
+from tests.peers import ScriptProcess
 from txzmq2 import ZmqEndpoint, ZmqEndpointType, ZmqREQConnection, ZmqRequestTimeoutError
 
 SERVER = textwrap.dedent(
@@ -42,42 +38,10 @@ SERVER = textwrap.dedent(
 )
 
 
-class ServerProcess:
-    """A txzmq2 REP server in a subprocess, killable with SIGKILL and restartable."""
-
-    def __init__(self) -> None:
-        self.process: subprocess.Popen[str] | None = None
-
-    def start(self, address: str, *options: str) -> Deferred[str]:
-        """Start serving on ``address``; fires with the bound endpoint once listening."""
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", SERVER, address, *options],
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        stdout = self.process.stdout
-        assert stdout is not None
-        return inThread(lambda: stdout.readline().strip())
-
-    def exited(self) -> Deferred[int]:
-        """Fires with the exit code once the server process has ended by itself."""
-        process = self.process
-        assert process is not None
-        return inThread(lambda: process.wait(timeout=30))
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-        if self.process is not None and self.process.stdout is not None:
-            self.process.stdout.close()
-        self.process = None
-
-
 @pytest.fixture
 def server():
-    process = ServerProcess()
+    """A txzmq2 REP server in a subprocess, killable with SIGKILL and restartable."""
+    process = ScriptProcess(SERVER)
     yield process
     process.kill()
 

@@ -281,6 +281,7 @@ async def test_shutdown_hooks_run_once_before_connections_close(loggedFailures):
 
     factory.addShutdownHook(lambda: seen.append("open" if not pull.closed else "closed"))
     factory.addShutdownHook(broken)
+
     def forgotten() -> None:
         seen.append("forgotten")
 

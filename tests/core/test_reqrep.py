@@ -17,7 +17,6 @@ import pytest_twisted
 import zmq
 from twisted.internet.defer import CancelledError, Deferred, gatherResults, maybeDeferred
 from twisted.internet.task import deferLater
-from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 
 from tests.peers import blockingSocket, inThread
@@ -141,16 +140,6 @@ def peer(zmq_factory, zmq_address) -> Iterator[Callable[..., tuple[Any, Deferred
     yield start
     for connection in opened:
         connection.shutdown()
-
-
-@pytest.fixture
-def logged() -> Iterator[list[dict[str, Any]]]:
-    """Every twisted.logger event emitted during the test."""
-    events: list[dict[str, Any]] = []
-    observer = events.append
-    globalLogPublisher.addObserver(observer)
-    yield events
-    globalLogPublisher.removeObserver(observer)
 
 
 def failuresIn(events: list[dict[str, Any]]) -> list[Failure]:

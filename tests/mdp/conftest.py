@@ -13,7 +13,6 @@ import pytest_twisted
 import zmq
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
-from twisted.logger import globalLogPublisher
 
 from tests.peers import inThread
 from txzmq2 import (
@@ -206,13 +205,3 @@ def runPeer(peerContext: zmq.Context[Any]) -> Iterator[Callable[[Any], Deferred[
     for _, done in running:
         done.addErrback(lambda _: None)  # the test has seen (or not cared for) its outcome
         pytest_twisted.blockon(done)
-
-
-@pytest.fixture
-def logged() -> Iterator[list[dict[str, Any]]]:
-    """Every twisted.logger event emitted during the test."""
-    events: list[dict[str, Any]] = []
-    observer = events.append
-    globalLogPublisher.addObserver(observer)
-    yield events
-    globalLogPublisher.removeObserver(observer)

@@ -7,10 +7,7 @@ freezing, a slow worker among fast ones, and a peer sending arbitrary frames.
 from __future__ import annotations
 
 import errno
-import os
 import signal
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from typing import Any
@@ -34,7 +31,7 @@ from tests.mdp.reference import (
     REQUEST,
     rfcRequest,
 )
-from tests.peers import blockingSocket, inThread
+from tests.peers import ScriptProcess, blockingSocket, inThread
 
 pytestmark = pytest.mark.timeout(45)
 
@@ -59,41 +56,10 @@ BROKER = textwrap.dedent(
 )
 
 
-class BrokerProcess:
-    """Our broker in a subprocess, to be killed (SIGKILL), frozen (SIGSTOP) and restarted."""
-
-    def __init__(self) -> None:
-        self.process: subprocess.Popen[str] | None = None
-
-    def start(self, address: str) -> Deferred[str]:
-        """Start a broker bound to ``address``; fires with its endpoint once it listens."""
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", BROKER, address, str(INTERVAL)],
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        stdout = self.process.stdout
-        assert stdout is not None
-        return inThread(lambda: stdout.readline().strip())
-
-    def signal(self, number: int) -> None:
-        assert self.process is not None
-        self.process.send_signal(number)
-
-    def kill(self) -> None:
-        if self.process is not None:
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGKILL)
-                self.process.wait(timeout=10)
-            if self.process.stdout is not None:
-                self.process.stdout.close()
-        self.process = None
-
-
 @pytest.fixture
-def brokerProcess() -> Iterator[BrokerProcess]:
-    process = BrokerProcess()
+def brokerProcess() -> Iterator[ScriptProcess]:
+    """Our broker in a subprocess, to be killed (SIGKILL), frozen (SIGSTOP) and restarted."""
+    process = ScriptProcess(BROKER)
     yield process
     process.kill()
 
@@ -195,7 +161,7 @@ async def test_slow_worker_does_not_hold_up_the_others(mdp):
 async def test_workers_register_again_and_clients_recover_after_the_broker_is_killed(
     mdp, brokerProcess
 ):
-    address = await brokerProcess.start("tcp://127.0.0.1:*")
+    address = await brokerProcess.start("tcp://127.0.0.1:*", str(INTERVAL))
     for name in (b"w1", b"w2"):
         mdp.worker(address, "echo", named(name))
     client = mdp.client(address)
@@ -203,7 +169,7 @@ async def test_workers_register_again_and_clients_recover_after_the_broker_is_ki
     brokerProcess.kill()
     # A request sent while no broker runs: its retries get through once one is back.
     answer = client.request(b"echo", b"during", timeout=LIVENESS * INTERVAL, retries=30)
-    assert await brokerProcess.start(address) == address  # the same port
+    assert await brokerProcess.start(address, str(INTERVAL)) == address  # the same port
     assert (await answer)[1:] == [b"during"]
     assert await answeredBy(client, {b"w1", b"w2"}) == {b"w1", b"w2"}
 
@@ -212,7 +178,7 @@ async def test_workers_register_again_and_clients_recover_after_the_broker_is_ki
 async def test_workers_reconnect_when_the_broker_freezes_and_serve_again_after(
     mdp, brokerProcess, logged
 ):
-    address = await brokerProcess.start("tcp://127.0.0.1:*")
+    address = await brokerProcess.start("tcp://127.0.0.1:*", str(INTERVAL))
     mdp.worker(address, "echo", named(b"w1"))
     client = mdp.client(address)
     assert await client.request(b"echo", b"x", timeout=5) == [b"w1", b"x"]

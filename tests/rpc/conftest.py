@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from twisted.logger import globalLogPublisher
 
 from tests.rpc.support import Calculator, RawPeer
 from txzmq2 import ZmqEndpoint, ZmqEndpointType
@@ -64,12 +63,3 @@ def raw(zmq_factory) -> Iterator[Callable[[RPCServer], RawPeer]]:
     yield connect
     for peer in opened:
         peer.shutdown()
-
-
-@pytest.fixture
-def logged() -> Iterator[list[dict[str, Any]]]:
-    """Every twisted.logger event emitted during the test."""
-    events: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(events.append)
-    yield events
-    globalLogPublisher.removeObserver(events.append)

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel
 
 from tests.peers import blockingSocket
 from txzmq2 import (
@@ -180,19 +180,6 @@ class RecordingDealer(Recording, ZmqDealerConnection):
 
 
 # -- fixtures and helpers --------------------------------------------------------------------
-
-
-@pytest.fixture
-def logged() -> Iterator[list[dict[str, Any]]]:
-    """Every twisted.logger event of the test (each example clears it first)."""
-    events: list[dict[str, Any]] = []
-
-    def observe(event: dict[str, Any]) -> None:
-        events.append(event)
-
-    globalLogPublisher.addObserver(observe)
-    yield events
-    globalLogPublisher.removeObserver(observe)
 
 
 def countLogged(events: list[dict[str, Any]], text: str, level: LogLevel) -> int:
