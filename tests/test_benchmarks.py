@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 from typing import Any
@@ -267,3 +268,35 @@ def test_roundtrip_profile_times_each_client_against_a_blocking_peer() -> None:
     assert [row[0] for row in rows] == ["txzmq2", "floor", "pyzmq"]
     for _, rate, wall, cpu in rows:
         assert float(rate.replace(",", "")) > 0 and float(wall) > 0 and float(cpu) > 0
+
+
+def test_progress_goes_to_stderr_a_line_per_measurement_and_the_table_to_stdout() -> None:
+    result = runSuite(
+        "--quick", "--case", "reqrep_sequential", "--server-mode", "inprocess", *BASELINES
+    )
+    assert result.returncode == 0, result.stderr
+    progress = [line for line in result.stderr.splitlines() if line.startswith("[")]
+    counters = [re.match(r"\[\s*(\d+)/(\d+)\]", line) for line in progress]
+    assert [counter and counter.groups() for counter in counters] == [("1", "2"), ("2", "2")]
+    assert all("reqrep_sequential tcp inprocess" in line for line in progress)
+    assert [row[3] for row in tableRows(result, "txzmq2")] == ["txzmq2"]
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("matplotlib") is None, reason="matplotlib is not installed"
+)
+def test_plot_writes_a_png_of_the_latency_distributions(tmp_path: pathlib.Path) -> None:
+    plot = tmp_path / "latency.png"
+    result = runSuite(
+        "--quick",
+        "--case",
+        "reqrep_sequential",
+        "--server-mode",
+        "inprocess",
+        *BASELINES,
+        "--plot",
+        str(plot),
+    )
+    assert result.returncode == 0, result.stderr
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"written to {plot}" in result.stderr
