@@ -4,16 +4,21 @@ Exceptions raised by txzmq2, or delivered as the Failure of a Deferred it handed
 
 from __future__ import annotations
 
+import zmq
+
 __all__ = [
     "RemoteError",
     "ZmqConnectionClosed",
+    "ZmqEndpointError",
     "ZmqError",
     "ZmqProtocolError",
     "ZmqRequestTimeoutError",
+    "ZmqSendQueueFull",
     "ZmqSerializationError",
     "ZmqTimeoutError",
     "ZmqUnknownRequestError",
     "ZmqUnroutableError",
+    "ZmqUnsupportedError",
 ]
 
 
@@ -61,6 +66,44 @@ class ZmqUnknownRequestError(ZmqError, KeyError):
     def __str__(self) -> str:
         # KeyError quotes its argument; keep the plain message.
         return str(self.args[0]) if self.args else ""
+
+
+class ZmqEndpointError(ZmqError, zmq.ZMQError):
+    """
+    A bind or connect failed: the address is in use, its host does not resolve, its
+    transport is missing from this libzmq...
+
+    Also a ``zmq.ZMQError``, so code written for pyzmq's errors keeps catching it.
+
+    :ivar endpoint: the address that failed, as given.
+    :ivar errno: libzmq's error number, when libzmq gave one.
+    """
+
+    def __init__(self, endpoint: str, reason: str, errno: int | None = None) -> None:
+        ZmqError.__init__(self, reason)
+        # Not ZMQError.__init__: with errno=None it would read zmq_errno(), which by now may
+        # belong to some other call on this thread.
+        self.errno = errno
+        self.strerror = reason
+        self.endpoint = endpoint
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+class ZmqSendQueueFull(ZmqError):
+    """
+    A connection's outbound queue already holds ``sendQueueLimit`` messages for that
+    destination (a peer that does not read, at libzmq's high-water mark): the message was
+    not queued.
+    """
+
+
+class ZmqUnsupportedError(ZmqError):
+    """
+    The installed libzmq or pyzmq lacks what was asked for: a draft socket type, a
+    transport (ws, pgm, norm...), a security mechanism. The message says what is missing.
+    """
 
 
 class RemoteError(ZmqError):
