@@ -15,6 +15,7 @@ __all__ = [
     "ZmqRequestTimeoutError",
     "ZmqSendQueueFull",
     "ZmqSerializationError",
+    "ZmqStateError",
     "ZmqTimeoutError",
     "ZmqUnknownRequestError",
     "ZmqUnroutableError",
@@ -34,6 +35,15 @@ class ZmqConnectionClosed(ZmqError):
 
     Raised by ``send`` and the verbs built on it after ``shutdown()``; also the Failure of
     every request Deferred still pending when its connection shuts down.
+    """
+
+
+class ZmqStateError(ZmqError, RuntimeError):
+    """
+    A call that the object's state does not allow: security set up after the first bind,
+    a second producer, socket events on a connection that cannot have them...
+
+    Also a ``RuntimeError``, which these were before.
     """
 
 
