@@ -7,6 +7,7 @@ package does not import (or install) the global reactor.
 
 from __future__ import annotations
 
+from txzmq2.compat._moved import install as _installMovedModules
 from txzmq2.connection import Message, ZmqConnection, ZmqSecurity
 from txzmq2.endpoint import ZmqEndpoint, ZmqEndpointType
 from txzmq2.errors import (
@@ -39,6 +40,10 @@ from txzmq2.reqrep import ZmqREPConnection, ZmqREQConnection
 from txzmq2.routerdealer import ZmqDealerConnection, ZmqRouterConnection
 
 __version__ = "0.1.0"
+
+# txZMQ programs import txzmq2.req_rep and txzmq2.router_dealer (once txzmq.req_rep, ...):
+# those shims live in txzmq2.compat, found under their old names from here on.
+_installMovedModules()
 
 __all__ = [
     "Message",

@@ -48,7 +48,7 @@ def test_import_does_not_import_the_global_reactor():
     result = _runPython(
         """
         import sys
-        import txzmq2, txzmq2.testing, txzmq2.cli
+        import txzmq2, txzmq2.testing, txzmq2.app.cli
         factory = txzmq2.ZmqFactory()
         assert "twisted.internet.reactor" not in sys.modules, "reactor imported"
         factory.reactor  # first use imports it

@@ -7,7 +7,7 @@ function running it with the parsed arguments and returning the exit status. To 
 command, write those two functions and add an entry where it should appear in
 ``txzmq2 --help``.
 
-Long-running commands (the devices, and the one-liners of :mod:`txzmq2._oneliners`) are
+Long-running commands (the devices, and the one-liners of :mod:`txzmq2.app._oneliners`) are
 Twisted services run by :func:`_serve`: logs go to stderr through ``twisted.logger``, and
 SIGINT or SIGTERM stops the service, closing its sockets with linger, and exits with 0.
 
@@ -28,7 +28,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
-from txzmq2._oneliners import (
+from txzmq2.app._oneliners import (
     OneLinerService,
     PubService,
     PullService,
@@ -38,7 +38,7 @@ from txzmq2._oneliners import (
     SubService,
     splitFrames,
 )
-from txzmq2._service import (
+from txzmq2.app.service import (
     DEVICE_OPTIONS,
     DEVICES,
     PROXY_DEVICES,
@@ -111,7 +111,7 @@ def _runDemo(args: argparse.Namespace) -> NoReturn:
 
 def _bench(argv: list[str]) -> int:
     # The suite lives in the repository, not in the installed package: find a checkout's.
-    checkout = str(Path(__file__).resolve().parent.parent)
+    checkout = str(Path(__file__).resolve().parents[2])
     if Path(checkout, "benchmarks", "runner.py").is_file() and checkout not in sys.path:
         sys.path.insert(0, checkout)
     try:

@@ -9,7 +9,7 @@ that would not read back unambiguously (empty, not UTF-8, with a non-printable c
 the separator in it, or looking like a bytes literal) is printed as a Python bytes literal,
 ``b'\\x00\\x01'``.
 
-Each one-liner is a :class:`~txzmq2._service.ZmqService` whose ``whenDone`` fires with the
+Each one-liner is a :class:`~txzmq2.app.service.ZmqService` whose ``whenDone`` fires with the
 exit status when it is finished by itself (stdin ended and everything was delivered, or
 ``count`` messages arrived); the command then stops the reactor.
 """
@@ -27,7 +27,7 @@ from twisted.internet.interfaces import IPushProducer, IReadDescriptor
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from txzmq2._service import ZmqService
+from txzmq2.app.service import ZmqService
 from txzmq2.connection import Message, ZmqConnection
 from txzmq2.endpoint import ZmqEndpoint
 from txzmq2.errors import ZmqConnectionClosed, ZmqRequestTimeoutError, ZmqTimeoutError

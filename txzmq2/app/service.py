@@ -1,7 +1,9 @@
 """
-Twisted services behind the ``txzmq2`` command and its ``twistd`` plugins: a ZeroMQ device
-(broker, load-balancing broker, forwarder, streamer) as a service, the base class the
-command's one-liners share with it, and the address syntax of both.
+Twisted services: :class:`ZmqService`, a reusable ``IService`` owning a
+:class:`~txzmq2.ZmqFactory` and the connections built on it, and
+:class:`ZmqDeviceService`, a ZeroMQ device (broker, load-balancing broker, forwarder,
+streamer) as a service, behind both the ``txzmq2`` command and its ``twistd`` plugins; and
+the address syntax of both.
 
 Addresses: ``@ADDR`` binds and ``>ADDR`` connects. Without a prefix, an address with a
 ``*`` in it (``tcp://*:5559``, ``tcp://127.0.0.1:*``) binds, since nothing can connect to a

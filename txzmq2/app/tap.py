@@ -3,7 +3,7 @@ What the ``twistd`` plugins in ``twisted/plugins/txzmq2_plugins.py`` load, lazil
 ``twisted.application.service.ServiceMaker``): the options and the service of each device.
 
 ``twistd -n txzmq2-broker --frontend tcp://*:5559 --backend tcp://*:5560`` runs the same
-:class:`~txzmq2._service.ZmqDeviceService` as ``txzmq2 broker`` does.
+:class:`~txzmq2.app.service.ZmqDeviceService` as ``txzmq2 broker`` does.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from twisted.python import usage
 
-from txzmq2._service import (
+from txzmq2.app.service import (
     DEVICE_OPTIONS,
     DEVICES,
     PROXY_DEVICES,
@@ -30,7 +30,7 @@ class DeviceOptions(usage.Options):
     The options of a device plugin: ``--frontend`` and ``--backend`` (each repeatable,
     each at least once) and ``--linger``.
 
-    :param device: one of :data:`~txzmq2._service.DEVICES`.
+    :param device: one of :data:`~txzmq2.app.service.DEVICES`.
     """
 
     optParameters = [["linger", None, None, DEVICE_OPTIONS["linger"]]]
