@@ -637,13 +637,34 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _documentation(page: str) -> str:
+    """
+    Where the documentation site has ``page`` (``"cli"``): under the Documentation URL of
+    the installed distribution's metadata, which pyproject.toml writes in its one place.
+    """
+    from importlib.metadata import PackageNotFoundError, metadata
+
+    try:
+        urls = metadata("txzmq2").get_all("Project-URL") or []
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        urls = []
+    for entry in urls:
+        label, _, url = entry.partition(",")
+        if label.strip() == "Documentation":
+            return f"{url.strip().rstrip('/')}/{page}.html"
+    return f"docs/{page}.md"
+
+
 def _parser() -> argparse.ArgumentParser:
+    from txzmq2 import __version__
+
     parser = _Parser(
         prog="txzmq2",
         description="ZeroMQ for Twisted: devices and one-liners for a live ZeroMQ system.",
         epilog="Exit status: 0 success (or stopped by SIGINT/SIGTERM), 1 failure, "
-        "2 bad usage (a bad option or address). See docs/cli.md.",
+        f"2 bad usage (a bad option or address). See {_documentation('cli')}",
     )
+    parser.add_argument("--version", action="version", version=f"txzmq2 {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in _COMMANDS:
         sub = commands.add_parser(

@@ -1,5 +1,6 @@
 """
-pytest fixtures for code that uses txzmq2 (needs pytest-twisted, which runs the reactor).
+pytest fixtures for code that uses txzmq2 (needs pytest-twisted, which runs the reactor:
+``pip install 'txzmq2[testing]'``).
 
 - ``zmq_factory``: a :class:`~txzmq2.ZmqFactory` on the running reactor. After the test it
   shuts the factory down (closing every connection) and waits for the context to terminate,
@@ -50,7 +51,15 @@ _testFailed = pytest.StashKey[bool]()
 @pytest.fixture
 def zmq_factory(request: pytest.FixtureRequest) -> Iterator[ZmqFactory]:
     """A factory on the running reactor, shut down and checked after the test."""
-    import pytest_twisted
+    try:
+        import pytest_twisted
+    except ImportError:
+        # Installing txzmq2 alone does not bring it: say what to install, not a traceback.
+        pytest.fail(
+            "txzmq2's zmq_factory fixture needs pytest-twisted (it runs the reactor): "
+            "pip install 'txzmq2[testing]'",
+            pytrace=False,
+        )
     from twisted.internet import reactor
 
     factory = ZmqFactory(reactor)
