@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from txzmq2._echo import describeError
 from txzmq2.rpc._wire import BAD_ARGUMENTS, Refusal
 
 __all__ = ["ExposedMethod", "expose", "exposedMethods"]
@@ -67,7 +68,8 @@ class ExposedMethod:
         try:
             self.signature.bind(*args, **kwargs)
         except TypeError as error:
-            raise Refusal(BAD_ARGUMENTS, f"{self.name}(): {error}") from None
+            # The message may quote a keyword argument name the peer chose, of any length.
+            raise Refusal(BAD_ARGUMENTS, f"{self.name}(): {describeError(error)}") from None
 
 
 def _positionalRange(signature: inspect.Signature | None) -> tuple[int, int]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from txzmq2._echo import boundedRepr, describeError
 from txzmq2.errors import RemoteError, ZmqProtocolError
 from txzmq2.rpc.serializers import BUILTIN_SERIALIZERS, Serializer
 
@@ -42,7 +43,7 @@ BAD_VERSION = "BadVersion"
 UNSERIALIZABLE_RESULT = "UnserializableResult"
 
 _MAX_HEADER = 128
-"""Longer first frames are not headers; nor are they echoed in error messages."""
+"""Longer first frames are not headers."""
 
 
 def header(kind: str, serializerName: str, version: str = VERSION) -> bytes:
@@ -79,12 +80,6 @@ def parseHeader(frame: bytes) -> Header | None:
     return Header(version, tokens[1], tokens[2])
 
 
-def _short(value: object) -> str:
-    """``repr`` of something a peer sent, cut short: error messages must not echo floods."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 class Refusal(Exception):
     """
     A request refused before any method ran; the server answers it (if it is a call) with
@@ -109,7 +104,9 @@ def decodeCall(payload: bytes, serializer: Serializer) -> tuple[str, list[Any], 
     except Exception as error:
         raise Refusal(
             BAD_PAYLOAD,
-            f"the payload is not valid {serializer.name}: {type(error).__name__}: {error}",
+            # The decoder's message may quote the payload (a custom serializer's may).
+            f"the payload is not valid {serializer.name}: {type(error).__name__}: "
+            + describeError(error),
         ) from None
     if type(body) is list and len(body) == 3:
         method, args, kwargs = body
@@ -119,7 +116,8 @@ def decodeCall(payload: bytes, serializer: Serializer) -> tuple[str, list[Any], 
             return method, args, kwargs
     raise Refusal(
         BAD_MESSAGE,
-        f"the body of a call is [method (string), args (array), kwargs (map)], not {_short(body)}",
+        "the body of a call is [method (string), args (array), kwargs (map)], not "
+        + boundedRepr(body),
     )
 
 
@@ -131,21 +129,23 @@ def diagnose(parts: Sequence[bytes], serializerName: str) -> tuple[Refusal, bool
     """
     parsed = parseHeader(parts[0]) if parts else None
     if parsed is None:
-        first = _short(parts[0][:_MAX_HEADER]) if parts else "nothing"
+        first = boundedRepr(parts[0]) if parts else "nothing"
         refusal = Refusal(BAD_MESSAGE, f"not a {PROTOCOL} header: {first}")
         return refusal, True
     answerable = parsed.kind != NOTIFY
     if parsed.version != VERSION:
         refusal = Refusal(
             BAD_VERSION,
-            f"this server speaks {PROTOCOL} version {VERSION}, not {_short(parsed.version)}",
+            f"this server speaks {PROTOCOL} version {VERSION}, not {boundedRepr(parsed.version)}",
         )
     elif parsed.kind not in (CALL, NOTIFY):
-        refusal = Refusal(BAD_MESSAGE, f"a server takes call or notify, not {_short(parsed.kind)}")
+        refusal = Refusal(
+            BAD_MESSAGE, f"a server takes call or notify, not {boundedRepr(parsed.kind)}"
+        )
     elif parsed.serializer != serializerName:
         refusal = Refusal(
             BAD_SERIALIZER,
-            f"this server uses {serializerName}, not {_short(parsed.serializer)}",
+            f"this server uses {serializerName}, not {boundedRepr(parsed.serializer)}",
         )
     elif len(parts) != 2:
         refusal = Refusal(
@@ -155,7 +155,7 @@ def diagnose(parts: Sequence[bytes], serializerName: str) -> tuple[Refusal, bool
     else:
         # A header that reads like one of the server's own is one of them: the server
         # takes those before it ever asks for a diagnosis.
-        refusal = Refusal(BAD_MESSAGE, f"unexpected header {_short(parts[0])}")
+        refusal = Refusal(BAD_MESSAGE, f"unexpected header {boundedRepr(parts[0])}")
     return refusal, answerable
 
 
@@ -171,7 +171,9 @@ def decodeError(payload: bytes, serializer: Serializer) -> RemoteError | ZmqProt
     try:
         body = serializer.loads(payload)
     except Exception as error:
-        return ZmqProtocolError(f"an error reply is not valid {serializer.name}: {error}")
+        return ZmqProtocolError(
+            f"an error reply is not valid {serializer.name}: {describeError(error)}"
+        )
     if type(body) is dict:
         remoteType, message = body.get("type"), body.get("message")
         traceback = body.get("traceback")
@@ -179,7 +181,7 @@ def decodeError(payload: bytes, serializer: Serializer) -> RemoteError | ZmqProt
             if traceback is None or type(traceback) is str:
                 return RemoteError(remoteType, message, traceback)
     return ZmqProtocolError(
-        f"an error reply is a map of type, message, traceback; not {_short(body)}"
+        f"an error reply is a map of type, message, traceback; not {boundedRepr(body)}"
     )
 
 
@@ -196,15 +198,17 @@ def unexpectedReply(frames: Sequence[bytes], serializer: Serializer) -> Exceptio
     if parsed is None:
         return ZmqProtocolError(
             f"the reply has no {PROTOCOL} header (is the server an RPC server?): "
-            + _short(frames[0][:_MAX_HEADER])
+            + boundedRepr(frames[0])
         )
     if parsed.version != VERSION:
         return ZmqProtocolError(
-            f"the reply is {PROTOCOL} version {_short(parsed.version)}; "
+            f"the reply is {PROTOCOL} version {boundedRepr(parsed.version)}; "
             f"this client speaks {VERSION}"
         )
     if parsed.kind not in (REPLY, ERROR):
-        return ZmqProtocolError(f"a reply is of kind reply or error, not {_short(parsed.kind)}")
+        return ZmqProtocolError(
+            f"a reply is of kind reply or error, not {boundedRepr(parsed.kind)}"
+        )
     if parsed.kind == ERROR:
         # A refusal from a server using another serializer (BadSerializer, typically) is
         # still worth reading: it says what is wrong.
@@ -212,6 +216,6 @@ def unexpectedReply(frames: Sequence[bytes], serializer: Serializer) -> Exceptio
         if other is not None:
             return decodeError(frames[1], other())
     return ZmqProtocolError(
-        f"the server encodes with {_short(parsed.serializer)}, this client with "
+        f"the server encodes with {boundedRepr(parsed.serializer)}, this client with "
         f"{serializer.name!r}"
     )

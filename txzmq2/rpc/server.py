@@ -12,6 +12,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 
+from txzmq2._echo import boundedRepr, describeError
 from txzmq2.errors import ZmqUnknownRequestError
 from txzmq2.reqrep import ZmqREPConnection, _pendingResult
 from txzmq2.rpc import _wire
@@ -32,13 +33,6 @@ DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
 DEFAULT_MAX_CONCURRENCY = 1000
 """``RPCServer``'s default ``maxConcurrency``: below the REP layer's ``maxPendingRequests``,
 so a flood of slow calls pauses reading before any pending call is forgotten."""
-
-
-def _describe(error: BaseException) -> str:
-    try:
-        return str(error)
-    except Exception:
-        return f"<unprintable {type(error).__name__}>"
 
 
 class RPCServer(ZmqREPConnection):
@@ -151,7 +145,7 @@ class RPCServer(ZmqREPConnection):
             name, args, kwargs = _wire.decodeCall(messageParts[1], self.serializer)
             method = self._methods.get(name)
             if method is None:
-                raise _wire.Refusal(_wire.NO_SUCH_METHOD, f"no exposed method {name!r}")
+                raise _wire.Refusal(_wire.NO_SUCH_METHOD, f"no exposed method {boundedRepr(name)}")
             method.checkArguments(args, kwargs)
         except _wire.Refusal as refusal:
             self._refuse(messageId, refusal, not notify)
@@ -200,7 +194,7 @@ class RPCServer(ZmqREPConnection):
         except Exception as error:
             message = (
                 f"{name}() returned a value {self.serializer.name} cannot encode: "
-                f"{type(error).__name__}: {_describe(error)}"
+                f"{type(error).__name__}: {describeError(error)}"
             )
             self._log.warn("{server}: {message}", server=self, message=message)
             self._answerError(messageId, _wire.UNSERIALIZABLE_RESULT, message, None)
@@ -220,7 +214,9 @@ class RPCServer(ZmqREPConnection):
         )
         if not notify:
             traceback = failure.getTraceback() if self.sendTracebacks else None
-            self._answerError(messageId, type(error).__name__, _describe(error), traceback)
+            self._answerError(
+                messageId, type(error).__name__, describeError(error, None), traceback
+            )
 
     def _refuse(self, messageId: bytes, refusal: _wire.Refusal, answerable: bool) -> None:
         if answerable:
