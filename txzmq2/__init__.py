@@ -7,6 +7,7 @@ package does not import (or install) the global reactor.
 
 from __future__ import annotations
 
+from txzmq2._capabilities import ZmqCapabilities, capabilities
 from txzmq2.compat._moved import install as _installMovedModules
 from txzmq2.connection import Message, ZmqConnection, ZmqSecurity
 from txzmq2.endpoint import ZmqEndpoint, ZmqEndpointType
@@ -48,6 +49,7 @@ _installMovedModules()
 __all__ = [
     "Message",
     "RemoteError",
+    "ZmqCapabilities",
     "ZmqConnection",
     "ZmqConnectionClosed",
     "ZmqDealerConnection",
@@ -81,4 +83,5 @@ __all__ = [
     "ZmqXPubConnection",
     "ZmqXSubConnection",
     "__version__",
+    "capabilities",
 ]

@@ -30,7 +30,12 @@ from zope.interface import implementer
 
 from txzmq2._logging import RateLimitedLogger
 from txzmq2.endpoint import ZmqEndpoint, ZmqEndpointType
-from txzmq2.errors import ZmqConnectionClosed, ZmqTimeoutError, ZmqUnroutableError
+from txzmq2.errors import (
+    ZmqConnectionClosed,
+    ZmqEndpointError,
+    ZmqTimeoutError,
+    ZmqUnroutableError,
+)
 
 if TYPE_CHECKING:
     from twisted.internet.base import DelayedCall
@@ -466,11 +471,48 @@ class ZmqConnection:
                 endpoint.validate()
                 if endpoint.type == ZmqEndpointType.bind:
                     self.socket.bind(endpoint.address)
+                    # Recorded resolved ("tcp://127.0.0.1:*" as the port chosen): unbind
+                    # accepts nothing else.
+                    endpoint = endpoint._replace(
+                        address=self.socket.get_string(zmq.LAST_ENDPOINT) or endpoint.address
+                    )
                 else:
                     self.socket.connect(endpoint.address)
                 self.endpoints.append(endpoint)
         finally:
             # bind() and connect() process pending commands and can consume the FD's edge.
+            self._schedulePass()
+
+    def removeEndpoints(self, endpoints: Iterable[ZmqEndpoint]) -> None:
+        """
+        Unbind or disconnect each endpoint, in order: the inverse of :meth:`addEndpoints`.
+        After an unbind no new peer can connect there; after a disconnect no more messages
+        go to that peer. libzmq closes a listener on its I/O thread a moment after this
+        returns: a monitor's ``EVENT_CLOSED`` says when. Give each endpoint as
+        :attr:`endpoints` lists it (a bind to ``tcp://127.0.0.1:*`` is listed with the
+        port the OS chose).
+
+        :raises ValueError: for an endpoint this connection has not bound or connected
+            (nothing after it is attempted).
+        :raises ZmqEndpointError: when libzmq refuses to unbind or disconnect.
+        :raises ZmqConnectionClosed: after :meth:`shutdown`.
+        """
+        self._checkOpen()
+        try:
+            for endpoint in endpoints:
+                endpoint = ZmqEndpoint(*endpoint)
+                if endpoint not in self.endpoints:
+                    raise ValueError(f"{self!r} has no endpoint {endpoint!r}")
+                try:
+                    if endpoint.type == ZmqEndpointType.bind:
+                        self.socket.unbind(endpoint.address)
+                    else:
+                        self.socket.disconnect(endpoint.address)
+                except zmq.ZMQError as error:
+                    raise ZmqEndpointError(endpoint.address, str(error), error.errno) from error
+                self.endpoints.remove(endpoint)
+        finally:
+            # As bind() and connect(): pending commands run, the FD's edge may be consumed.
             self._schedulePass()
 
     @property
