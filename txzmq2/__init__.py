@@ -39,6 +39,7 @@ from txzmq2.pubsub import (
 from txzmq2.pushpull import ZmqPullConnection, ZmqPushConnection
 from txzmq2.reqrep import ZmqREPConnection, ZmqREQConnection
 from txzmq2.routerdealer import ZmqDealerConnection, ZmqRouterConnection
+from txzmq2.socket import ZmqSocket
 
 __version__ = "0.1.0"
 
@@ -73,6 +74,7 @@ __all__ = [
     "ZmqSecurity",
     "ZmqSendQueueFull",
     "ZmqSerializationError",
+    "ZmqSocket",
     "ZmqSocketMonitor",
     "ZmqStateError",
     "ZmqSubConnection",

@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import platform
 
+import pytest
 import zmq
 
 import twisted
 import txzmq2
-from txzmq2 import capabilities
+from txzmq2 import ZmqSocket, ZmqUnsupportedError, capabilities
 from txzmq2._capabilities import capabilities as uncached
 
 
@@ -47,3 +48,9 @@ def test_capabilities_as_a_dict_is_json():
     assert data["libzmq"] == zmq.zmq_version()
     assert "tcp" in data["transports"]
 
+
+@pytest.mark.skipif(capabilities().draftAPI, reason="this pyzmq and libzmq have the draft API")
+def test_draft_socket_type_is_refused_before_a_socket_exists(zmq_factory):
+    with pytest.raises(ZmqUnsupportedError, match="SERVER socket type is a draft"):
+        ZmqSocket(zmq_factory, zmq.SERVER)
+    assert not zmq_factory.connections
