@@ -70,7 +70,9 @@ class ZmqUnroutableError(ZmqError):
 class ZmqUnknownRequestError(ZmqError, KeyError):
     """
     ``ZmqREPConnection.reply`` was given a message id that is not an outstanding request:
-    it was already answered, evicted, or never existed.
+    it was already answered, evicted, or never existed. Also the failure of
+    ``TitanicClient.reply`` for a request id Titanic does not know (never stored, or
+    closed).
     """
 
     def __str__(self) -> str:
