@@ -15,6 +15,7 @@ from txzmq2 import (
     ZmqEndpoint,
     ZmqREQConnection,
     ZmqRequestTimeoutError,
+    ZmqStateError,
 )
 from txzmq2.ha import BinaryStar, BinaryStarState, FreelanceClient, FreelanceServer
 
@@ -205,7 +206,7 @@ async def test_a_connection_is_served_by_one_node_only(pair):
     primary = pair.node(True)
     server = pair.keep(FreelanceServer(pair.factory, "tcp://127.0.0.1:*", lambda *f: f))
     primary.serve(server)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ZmqStateError):
         primary.serve(server)
     with pytest.raises(TypeError):
         primary.serve(object())

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from txzmq2.connection import Message, ZmqConnection
+from txzmq2.errors import ZmqStateError
 
 __all__ = ["Gate", "attach", "connectionOf", "isRequest"]
 
@@ -42,10 +43,10 @@ def attach(connection: ZmqConnection, gate: Gate) -> None:
     """
     Put ``gate`` in front of ``connection``'s ``messageReceived``.
 
-    :raises RuntimeError: when the connection already has a gate (one node serves it).
+    :raises ZmqStateError: when the connection already has a gate (one node serves it).
     """
     if getattr(connection, "_haGated", False):
-        raise RuntimeError(f"{connection!r} is already served by a Binary Star node")
+        raise ZmqStateError(f"{connection!r} is already served by a Binary Star node")
     deliver = connection.messageReceived
 
     def gated(message: Message) -> None:

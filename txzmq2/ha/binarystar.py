@@ -155,7 +155,7 @@ class BinaryStar:
         requests; pings always pass, so clients see the node alive).
 
         :raises TypeError: for something that reads from no connection.
-        :raises RuntimeError: when that connection is served by a node already.
+        :raises ZmqStateError: when that connection is served by a node already.
         """
         requests = isRequest(served)
 
