@@ -269,3 +269,75 @@ def test_streamer_proxy_shuts_down_with_either_side(zmq_factory, closing):
     ZmqProxy(zmq_factory, front, back)
     (front if closing == "frontend" else back).shutdown()
     assert front.closed and back.closed
+
+
+# -- failure paths: nothing left open, nothing of the caller's closed ----------------------------
+
+
+@pytest.mark.parametrize("failing", ["frontend", "backend"])
+def test_load_balancing_broker_that_cannot_bind_leaves_no_connection_behind(
+    zmq_factory, zmq_address, failing
+):
+    taken = ZmqRouterConnection(zmq_factory, ZmqEndpoint(bind, zmq_address("tcp")))
+    before = set(zmq_factory.connections)
+    # The failing side binds a free address first, then one in use.
+    endpoints = {
+        "frontend": ZmqEndpoint(bind, zmq_address("inproc")),
+        "backend": ZmqEndpoint(bind, zmq_address("inproc")),
+    }
+    endpoints[failing] = [
+        ZmqEndpoint(bind, zmq_address("inproc")),
+        ZmqEndpoint(bind, taken.lastEndpoint),
+    ]
+    with pytest.raises(zmq.ZMQError):
+        ZmqLoadBalancingBroker(zmq_factory, endpoints["frontend"], endpoints["backend"])
+    assert zmq_factory.connections == before
+    taken.shutdown()
+
+
+@pytest_twisted.ensureDeferred
+async def test_proxy_shutdown_leaves_a_capture_connection_it_was_given_open(
+    zmq_factory, zmq_address
+):
+    sink = CollectingPull(zmq_factory, ZmqEndpoint(bind, zmq_address("inproc")))
+    sink.expected = 1
+    capture = ZmqPushConnection(zmq_factory, ZmqEndpoint(connect, sink.lastEndpoint))
+    front, back = ZmqPullConnection(zmq_factory), ZmqPushConnection(zmq_factory)
+    proxy = ZmqProxy(zmq_factory, front, back, capture=capture)
+    proxy.shutdown()
+    assert front.closed and back.closed
+    capture.send(b"still mine")  # raises ZmqConnectionClosed if the proxy closed it
+    await sink.done
+    assert sink.received == [[b"still mine"]]
+    capture.shutdown()
+    sink.shutdown()
+
+
+@pytest.mark.parametrize("closing", ["proxy", "frontend", "backend"])
+def test_proxy_closes_the_capture_connection_it_made_when_it_ends(
+    zmq_factory, zmq_address, closing
+):
+    front, back = ZmqPullConnection(zmq_factory), ZmqPushConnection(zmq_factory)
+    proxy = ZmqProxy(zmq_factory, front, back, capture=ZmqEndpoint(bind, zmq_address("inproc")))
+    made = proxy.capture
+    assert made is not None and made in zmq_factory.connections
+    {"proxy": proxy, "frontend": front, "backend": back}[closing].shutdown()
+    assert made.closed
+    assert zmq_factory.connections.isdisjoint({front, back, made})
+
+
+def test_proxy_that_cannot_take_a_side_closes_the_capture_it_made_and_frees_the_other(
+    zmq_factory, zmq_address
+):
+    front, back = ZmqRouterConnection(zmq_factory), ZmqDealerConnection(zmq_factory)
+    first = ZmqProxy(zmq_factory, front, back)
+    newBack = ZmqDealerConnection(zmq_factory)
+    before = set(zmq_factory.connections)
+    # `front` is already paced by `first`: a second proxy cannot take it.
+    with pytest.raises(RuntimeError, match="already has a producer"):
+        ZmqProxy(zmq_factory, front, newBack, capture=ZmqEndpoint(bind, zmq_address("inproc")))
+    assert zmq_factory.connections == before
+    # `newBack` was left as it was: another proxy can take it.
+    second = ZmqProxy(zmq_factory, ZmqRouterConnection(zmq_factory), newBack)
+    first.shutdown()
+    second.shutdown()

@@ -45,14 +45,19 @@ class ZmqProxy:
     - PULL frontend, PUSH backend: a pipeline streamer (forward only).
 
     The proxy takes over the two connections' deliveries (their own ``messageReceived`` is no
-    longer called) and shuts down with either of them.
+    longer called) and shuts down with either of them, closing the capture connection if it
+    made it.
 
     :param factory: the factory of the connections (and of a capture endpoint).
     :param frontend: the connection facing clients (ROUTER, XSUB or PULL).
     :param backend: the connection facing servers (DEALER, XPUB or PUSH).
     :param capture: a connection, or an endpoint (bound or connected as a PUSH), that
-        receives a copy of every message forwarded either way.
+        receives a copy of every message forwarded either way. A connection given here is
+        never closed by the proxy; one it makes from an endpoint closes with it.
     :raises ValueError: for a pair of socket types that is not one of the above.
+    :raises RuntimeError: when either connection already has a producer (it is in another
+        proxy, say); the connections are left as they were.
+    :raises zmq.ZMQError: when the capture endpoint cannot be bound or connected.
     """
 
     _log = RateLimitedLogger()
@@ -77,26 +82,36 @@ class ZmqProxy:
         self.factory = factory
         self.frontend = frontend
         self.backend = backend
+        # Only a capture the proxy made is the proxy's to close; one given to it is the
+        # caller's, who may use it after the proxy (or share it between proxies).
+        self._ownCapture: ZmqConnection | None = None
         if isinstance(capture, ZmqConnection) or capture is None:
             self.capture = capture
         else:
             from txzmq2.pushpull import ZmqPushConnection
 
-            self.capture = ZmqPushConnection(factory, capture)
+            self.capture = self._ownCapture = ZmqPushConnection(factory, capture)
         self.forwarded = 0
         """Messages forwarded so far, both ways."""
         self.captureDropped = 0
         """Copies not captured because the capture connection was backed up."""
+        # When the backend's outbound queue backs up, stop reading the frontend, and back;
+        # nothing flows back to a PULL frontend. Either side's end ends the proxy.
+        registered: list[ZmqConnection] = []
+        try:
+            backend.registerProducer(_Side(self, frontend), True)
+            registered.append(backend)
+            frontend.registerProducer(_Side(self, None if kind == "streamer" else backend), True)
+        except BaseException:
+            # A side that already has a producer: leave both sides as they were.
+            for connection in registered:
+                connection.unregisterProducer()
+            if self._ownCapture is not None:
+                self._ownCapture.shutdown()
+            raise
         # Deliveries go straight to the other side; the connections' own hooks are bypassed.
         frontend.messageReceived = self._fromFrontend  # type: ignore[method-assign]
         backend.messageReceived = self._fromBackend  # type: ignore[method-assign]
-        # When the backend's outbound queue backs up, stop reading the frontend, and back.
-        backend.registerProducer(frontend, True)
-        if kind != "streamer":
-            frontend.registerProducer(backend, True)
-        else:
-            # Nothing flows back to a PULL frontend, but its end must still end the backend.
-            frontend.registerProducer(_ShutdownWith(backend), True)
 
     def _fromFrontend(self, message: Message) -> None:
         self._forward(message, self.backend)
@@ -120,27 +135,37 @@ class ZmqProxy:
         to.send(message)
 
     def shutdown(self) -> None:
-        """Shut down both connections (and the capture connection, if the proxy made it)."""
-        for connection in (self.frontend, self.backend, self.capture):
+        """
+        Shut down both connections and the capture connection the proxy made from an
+        endpoint. A capture connection given to the proxy stays open: it is the caller's.
+        """
+        for connection in (self.frontend, self.backend, self._ownCapture):
             if connection is not None:
                 connection.shutdown()
 
 
 @implementer(IPushProducer)
-class _ShutdownWith:
-    """A producer that only passes a shutdown on: ``stopProducing`` shuts ``connection``."""
+class _Side:
+    """
+    The producer the proxy registers with one of its connections: ``feeding``, the
+    connection whose messages it forwards there (paused while its outbound queue is backed
+    up; ``None`` when nothing is forwarded to it), and the proxy, which ends with it.
+    """
 
-    def __init__(self, connection: ZmqConnection) -> None:
-        self.connection = connection
+    def __init__(self, proxy: ZmqProxy, feeding: ZmqConnection | None) -> None:
+        self.proxy = proxy
+        self.feeding = feeding
 
     def pauseProducing(self) -> None:
-        pass
+        if self.feeding is not None:
+            self.feeding.pauseProducing()
 
     def resumeProducing(self) -> None:
-        pass
+        if self.feeding is not None:
+            self.feeding.resumeProducing()
 
     def stopProducing(self) -> None:
-        self.connection.shutdown()
+        self.proxy.shutdown()
 
 
 def _packEnvelope(frames: list[bytes]) -> bytes:
@@ -170,7 +195,13 @@ class _BrokerSide(ZmqRouterConnection):
     def __init__(self, broker: ZmqLoadBalancingBroker, endpoints: Iterable[ZmqEndpoint]) -> None:
         self.broker = broker
         super().__init__(broker.factory)
-        self.addEndpoints(endpoints)
+        try:
+            self.addEndpoints(endpoints)
+        except BaseException:
+            # Nobody gets a reference to this connection: it must not stay open and
+            # registered with the factory.
+            self.shutdown()
+            raise
 
     def messageReceived(self, message: Message) -> None:
         try:
@@ -214,6 +245,8 @@ class ZmqLoadBalancingBroker:
     :param factory: the factory to create the two ROUTER connections with.
     :param frontend: endpoint(s) for clients.
     :param backend: endpoint(s) for workers.
+    :raises zmq.ZMQError: when an endpoint cannot be bound or connected; whatever the
+        broker had opened by then is closed.
     """
 
     _log = RateLimitedLogger()
