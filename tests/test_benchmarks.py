@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from benchmarks.common import Measurement
-from benchmarks.report import markdownTable
+from txzmq2.bench.common import Measurement
+from txzmq2.bench.report import markdownTable
 
 ROOT = pathlib.Path(__file__).parent.parent
 TIMEOUT = 120
@@ -80,7 +80,7 @@ def runSuite(
             filter(None, [str(tmpPath), environment.get("PYTHONPATH")])
         )
     return subprocess.run(
-        [sys.executable, "-m", "benchmarks", *arguments],
+        [sys.executable, "-m", "txzmq2.bench", *arguments],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -253,7 +253,7 @@ def test_unknown_case_is_a_usage_error() -> None:
 
 def test_roundtrip_profile_times_each_client_against_a_blocking_peer() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.roundtrip", "--count", "300"],
+        [sys.executable, "-m", "txzmq2.bench.roundtrip", "--count", "300"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -300,3 +300,19 @@ def test_plot_writes_a_png_of_the_latency_distributions(tmp_path: pathlib.Path) 
     assert result.returncode == 0, result.stderr
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"written to {plot}" in result.stderr
+
+
+def test_bench_command_runs_the_installed_suite_outside_any_checkout(
+    tmp_path: pathlib.Path,
+) -> None:
+    arguments = ["--quick", "--json", "--case", "push_pull_100B", "--server-mode", "inprocess"]
+    result = subprocess.run(
+        [sys.executable, "-m", "txzmq2", "bench", *arguments, "--impl", "txzmq2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert result.returncode == 0, result.stderr
+    [line] = jsonOutput(result)
+    assert line["error"] is None and line["completed"] == line["count"] > 0

@@ -1,5 +1,5 @@
 """
-Soak: ``python -m benchmarks.soak`` with its CI-sized default (50,000 request-replies
+Soak: ``python -m txzmq2.bench.soak`` with its CI-sized default (50,000 request-replies
 through a ZmqProxy broker) leaves nothing behind: pending maps, timers, connections and
 queued sends are back to their baseline, and memory and the object count stay flat.
 """
@@ -21,7 +21,7 @@ MAX_OBJECT_GROWTH = 1000
 @pytest.mark.timeout(50)
 def test_soak_through_a_broker_leaves_no_growth_behind():
     run = subprocess.run(
-        [sys.executable, "-m", "benchmarks.soak", "--json", "--reactor", reactorName()],
+        [sys.executable, "-m", "txzmq2.bench.soak", "--json", "--reactor", reactorName()],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -21,7 +21,7 @@ def test_quick_rpc_cases_complete_every_call():
         [
             sys.executable,
             "-m",
-            "benchmarks",
+            "txzmq2.bench",
             "--quick",
             "--json",
             "--case",

@@ -19,7 +19,6 @@ Exit status: 0 on success, 1 when a command failed at its job (a request went un
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -110,20 +109,10 @@ def _runDemo(args: argparse.Namespace) -> NoReturn:
 
 
 def _bench(argv: list[str]) -> int:
-    # The suite lives in the repository, not in the installed package: find a checkout's.
-    checkout = str(Path(__file__).resolve().parents[2])
-    if Path(checkout, "benchmarks", "runner.py").is_file() and checkout not in sys.path:
-        sys.path.insert(0, checkout)
-    try:
-        runner = importlib.import_module("benchmarks.runner")
-    except ImportError:
-        print(
-            "txzmq2 bench: the benchmark suite is not importable; "
-            "run it from a source checkout of txzmq2 (it has a benchmarks/ directory)",
-            file=sys.stderr,
-        )
-        return 2
-    return int(runner.main(argv, prog="txzmq2 bench"))
+    # Imported only when asked for: the suite's imports are not the command's.
+    from txzmq2.bench.runner import main as runBenchmarks
+
+    return int(runBenchmarks(argv, prog="txzmq2 bench"))
 
 
 def _runBench(args: argparse.Namespace) -> int:
@@ -620,8 +609,8 @@ _COMMANDS: list[_Command] = [
     ),
     _Command(
         "bench",
-        "run the benchmark suite against plain pyzmq (from a source checkout; "
-        "txzmq2 bench --help lists its options)",
+        "run the benchmark suite: txzmq2 against plain pyzmq (and txZMQ, with the "
+        "bench extra); txzmq2 bench --help lists its options",
         "",
         None,
         _runBench,

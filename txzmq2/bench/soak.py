@@ -1,7 +1,7 @@
 """
 Soak: many request-replies through a broker, with memory and bookkeeping measured at the
-start and at the end. ``python -m benchmarks.soak`` runs 50,000 (a CI-sized run);
-``python -m benchmarks.soak --count 1000000`` is the full soak.
+start and at the end. ``python -m txzmq2.bench.soak`` runs 50,000 (a CI-sized run);
+``python -m txzmq2.bench.soak --count 1000000`` is the full soak.
 
 One process, one reactor: a :class:`~txzmq2.ZmqREQConnection` client, a
 :class:`~txzmq2.ZmqProxy` queue (ROUTER frontend, DEALER backend) and an echo
@@ -159,7 +159,6 @@ async def _requests(
 
 async def soak(reactor: Any, count: int, inflight: int, reactorName: str) -> SoakResult:
     """Run the soak on a running ``reactor``; return its figures (checks not yet made)."""
-    from benchmarks.cases import EchoServer
     from txzmq2 import (
         ZmqDealerConnection,
         ZmqEndpoint,
@@ -169,6 +168,7 @@ async def soak(reactor: Any, count: int, inflight: int, reactorName: str) -> Soa
         ZmqREQConnection,
         ZmqRouterConnection,
     )
+    from txzmq2.bench.cases import EchoServer
 
     bind, connect = ZmqEndpointType.bind, ZmqEndpointType.connect
     result = SoakResult(count=count, inflight=inflight, reactor=reactorName)
@@ -269,7 +269,7 @@ def markdownTable(result: SoakResult) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.soak",
+        prog="python -m txzmq2.bench.soak",
         description="Request-replies through a broker, checking that nothing accumulates.",
     )
     parser.add_argument(

@@ -3,7 +3,7 @@ What every part of the suite shares: the cases, the specification of one measure
 to a worker process as JSON), its result, the peer that runs in a process of its own, and a
 blocking wait for a connection's handshake.
 
-Every measurement runs in a fresh worker process (``python -m benchmarks.worker``): a
+Every measurement runs in a fresh worker process (``python -m txzmq2.bench.worker``): a
 Twisted reactor cannot be restarted, and ``ru_maxrss`` is a per-process peak, so one process
 per measurement gives each its own reactor and its own memory figure.
 """
@@ -19,14 +19,12 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import zmq
 
 __all__ = [
     "CASES",
-    "CHECKOUT",
     "IMPLEMENTATIONS",
     "MODES",
     "TRANSPORTS",
@@ -37,14 +35,11 @@ __all__ = [
     "handshake",
     "notApplicable",
     "peakRssKb",
-    "subprocessEnvironment",
     "summarise",
 ]
 
 Kind = Literal["sequential", "pipelined", "push_pull", "pub_sub"]
 
-CHECKOUT = Path(__file__).resolve().parent.parent
-"""The repository checkout holding the ``benchmarks`` package (put on child processes' path)."""
 IMPLEMENTATIONS = ("txzmq2", "pyzmq", "txzmq")
 """txzmq2, the plain blocking pyzmq baseline, and txZMQ (optional: ``txzmq2[bench]``)."""
 TRANSPORTS = ("tcp", "ipc")
@@ -295,17 +290,9 @@ def summarise(
     return result
 
 
-def subprocessEnvironment() -> dict[str, str]:
-    """The environment for worker and peer processes: the checkout first on the path."""
-    environment = dict(os.environ)
-    path = environment.get("PYTHONPATH")
-    environment["PYTHONPATH"] = str(CHECKOUT) + (os.pathsep + path if path else "")
-    return environment
-
-
 class PeerProcess:
     """
-    The far side of a measurement in its own process (``python -m benchmarks.peer``).
+    The far side of a measurement in its own process (``python -m txzmq2.bench.peer``).
 
     The peer binds and prints ``{"endpoint": ...}``; it then obeys one command per line on
     its stdin: ``go`` (start sending, for PUSH and PUB peers) and ``stop`` (or end of file:
@@ -315,10 +302,9 @@ class PeerProcess:
 
     def __init__(self, spec: Spec) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.peer", spec.toJson()],
+            [sys.executable, "-m", "txzmq2.bench.peer", spec.toJson()],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=subprocessEnvironment(),
         )
         self._buffer = b""
         try:

@@ -1,10 +1,10 @@
 """
-The far side of a measurement in a process of its own: ``python -m benchmarks.peer SPEC``.
+The far side of a measurement in a process of its own: ``python -m txzmq2.bench.peer SPEC``.
 
 It binds, prints ``{"endpoint": ...}``, then reads commands from stdin: ``go`` starts the
 sending (PUSH, PUB), ``stop`` or end of file ends it, after which it prints its own peak RSS
 (and, for txzmq2 and txZMQ, its reactor's longest stall) as one JSON line. See
-:class:`benchmarks.common.PeerProcess` for the other end.
+:class:`txzmq2.bench.common.PeerProcess` for the other end.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.common import Spec, freezeStartupHeap, peakRssKb
+from txzmq2.bench.common import Spec, freezeStartupHeap, peakRssKb
 
 __all__ = ["main"]
 
@@ -40,12 +40,12 @@ def _runOnReactor(spec: Spec) -> None:
     from twisted.internet import reactor as installed
     from twisted.internet.defer import maybeDeferred
 
-    from benchmarks.cases import StallMonitor, startProbes
+    from txzmq2.bench.cases import StallMonitor, startProbes
 
     if spec.impl == "txzmq":
-        from benchmarks.txzmq_cases import serve
+        from txzmq2.bench.txzmq_cases import serve
     else:
-        from benchmarks.cases import serve
+        from txzmq2.bench.cases import serve
 
     reactor: Any = installed
     side = serve(reactor, spec)
@@ -84,7 +84,7 @@ def _runOnReactor(spec: Spec) -> None:
 def _runPyzmq(spec: Spec) -> None:
     import zmq
 
-    from benchmarks.baseline import runServerSide
+    from txzmq2.bench.baseline import runServerSide
 
     go, stop = threading.Event(), threading.Event()
 
@@ -102,7 +102,7 @@ def _runPyzmq(spec: Spec) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the peer described by the JSON :class:`~benchmarks.common.Spec` in ``argv[0]``."""
+    """Run the peer described by the JSON :class:`~txzmq2.bench.common.Spec` in ``argv[0]``."""
     arguments = sys.argv[1:] if argv is None else argv
     spec = Spec.fromJson(arguments[0])
     if spec.impl == "pyzmq":

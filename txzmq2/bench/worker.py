@@ -1,7 +1,7 @@
 """
-One measurement in a fresh process: ``python -m benchmarks.worker SPEC``.
+One measurement in a fresh process: ``python -m txzmq2.bench.worker SPEC``.
 
-Prints the :class:`~benchmarks.common.Measurement` as one JSON line on stdout (or
+Prints the :class:`~txzmq2.bench.common.Measurement` as one JSON line on stdout (or
 ``{"error": ...}`` and exits 1). The runner starts one worker per measurement, so each gets a
 reactor of its own and its own peak-RSS figure.
 """
@@ -13,22 +13,22 @@ import sys
 import traceback
 from dataclasses import asdict
 
-from benchmarks.common import Spec, freezeStartupHeap
+from txzmq2.bench.common import Spec, freezeStartupHeap
 
 __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the measurement described by the JSON :class:`~benchmarks.common.Spec` in argv."""
+    """Run the measurement described by the JSON :class:`~txzmq2.bench.common.Spec` in argv."""
     arguments = sys.argv[1:] if argv is None else argv
     spec = Spec.fromJson(arguments[0])
     try:
         if spec.impl == "txzmq2":
-            from benchmarks.cases import measure
+            from txzmq2.bench.cases import measure
         elif spec.impl == "txzmq":
-            from benchmarks.txzmq_cases import measure
+            from txzmq2.bench.txzmq_cases import measure
         else:
-            from benchmarks.baseline import measure
+            from txzmq2.bench.baseline import measure
         freezeStartupHeap()
         result = measure(spec)
     except Exception as error:

@@ -1,7 +1,7 @@
 """
 The txzmq2 side of every case: the measuring side (client, PULL, SUB) and the far side
 (REP server, PUSH, PUB), on one reactor or with the far side in a peer process; and what
-every reactor-based implementation shares (:mod:`benchmarks.txzmq_cases` uses it too): the
+every reactor-based implementation shares (:mod:`txzmq2.bench.txzmq_cases` uses it too): the
 stall monitor, the burst sender, the request loop, the arrival counter, the peer's
 :class:`ServerSide`.
 
@@ -24,14 +24,6 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.internet.task import LoopingCall
 from zope.interface import implementer
 
-from benchmarks.common import (
-    CONNECT_TIMEOUT,
-    IDLE_END,
-    Measurement,
-    PeerProcess,
-    Spec,
-    summarise,
-)
 from txzmq2 import (
     Message,
     ZmqConnection,
@@ -45,6 +37,14 @@ from txzmq2 import (
     ZmqREPConnection,
     ZmqREQConnection,
     ZmqSubConnection,
+)
+from txzmq2.bench.common import (
+    CONNECT_TIMEOUT,
+    IDLE_END,
+    Measurement,
+    PeerProcess,
+    Spec,
+    summarise,
 )
 from txzmq2.rpc import RPCClient, RPCServer, expose
 from txzmq2.testing import waitForSubscription
@@ -389,7 +389,7 @@ async def countArrivals(
 ) -> tuple[int, float, bool]:
     """
     Start the sending with ``go``, then count until every message arrived, none arrived for
-    :data:`~benchmarks.common.IDLE_END` seconds (PUB/SUB: the rest were dropped), or
+    :data:`~txzmq2.bench.common.IDLE_END` seconds (PUB/SUB: the rest were dropped), or
     ``spec.timeout`` seconds passed.
 
     :return: the messages counted, the seconds from ``go`` to the last one, and whether the

@@ -1,5 +1,5 @@
 """
-The plain pyzmq baseline: the same work as :mod:`benchmarks.cases`, written as a blocking
+The plain pyzmq baseline: the same work as :mod:`txzmq2.bench.cases`, written as a blocking
 pyzmq program would be, with the far side in a second thread (``inprocess``) or a second
 process (``subprocess``).
 
@@ -21,7 +21,7 @@ from typing import Any
 import msgpack
 import zmq
 
-from benchmarks.common import (
+from txzmq2.bench.common import (
     CONNECT_TIMEOUT,
     IDLE_END,
     Measurement,

@@ -1,5 +1,5 @@
 """
-The command line: ``python -m benchmarks`` (or ``txzmq2 bench`` from a checkout).
+The command line: ``python -m txzmq2.bench`` (or ``txzmq2 bench``).
 
 For each selected case, transport and server mode it runs one worker process per
 implementation (txzmq2, plain pyzmq, then txZMQ when it is importable), shows progress on
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from itertools import product
 from time import perf_counter
 
-from benchmarks.common import (
+from txzmq2.bench.common import (
     CASES,
     IMPLEMENTATIONS,
     MODES,
@@ -29,9 +29,8 @@ from benchmarks.common import (
     Measurement,
     Spec,
     notApplicable,
-    subprocessEnvironment,
 )
-from benchmarks.report import NAMES, jsonLines, markdownTable, plotLatencies, withRatios
+from txzmq2.bench.report import NAMES, jsonLines, markdownTable, plotLatencies, withRatios
 
 __all__ = ["main"]
 
@@ -106,7 +105,6 @@ def _importProblem(package: str) -> str | None:
             capture_output=True,
             text=True,
             timeout=IMPORT_TIMEOUT,
-            env=subprocessEnvironment(),
         )
     except subprocess.TimeoutExpired:
         return f"import {package} took over {IMPORT_TIMEOUT:g} s"
@@ -145,11 +143,10 @@ def _runWorker(spec: Spec) -> Measurement:
     failed = Measurement.of(spec)
     try:
         process = subprocess.run(
-            [sys.executable, "-m", "benchmarks.worker", spec.toJson()],
+            [sys.executable, "-m", "txzmq2.bench.worker", spec.toJson()],
             capture_output=True,
             text=True,
             timeout=spec.timeout + WORKER_GRACE,
-            env=subprocessEnvironment(),
         )
     except subprocess.TimeoutExpired:
         failed.error = f"worker exceeded {spec.timeout + WORKER_GRACE:g} s and was killed"
@@ -186,7 +183,7 @@ def _summary(measurement: Measurement) -> str:
     return text
 
 
-def main(argv: Sequence[str] | None = None, prog: str = "python -m benchmarks") -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m txzmq2.bench") -> int:
     """Run the suite; return the exit status (0, or 1 when a measurement failed)."""
     args = _parser(prog).parse_args(argv)
     if args.plot and importlib.util.find_spec("matplotlib") is None:

@@ -1,6 +1,6 @@
 """
 The txZMQ side of the cases txZMQ can run (all but RPC: it has none), mirroring
-:mod:`benchmarks.cases`: the measuring side (REQ, PULL, SUB) and the far side (REP, PUSH,
+:mod:`txzmq2.bench.cases`: the measuring side (REQ, PULL, SUB) and the far side (REP, PUSH,
 PUB), on one reactor or with the far side in a peer process. txZMQ (the library txzmq2
 replaces) is optional: ``pip install 'txzmq2[bench]'``.
 
@@ -11,11 +11,11 @@ outside the measured code, so that its figures compare and every loop stays boun
   use libzmq's default, 1000, like txzmq2 and pyzmq, so queues (memory) and PUB drops
   compare.
 - It has no flow control: at the high-water mark ``send`` raises ``zmq.Again``. The burst
-  sender then tries again :data:`~benchmarks.cases.RETRY_DELAY` later.
+  sender then tries again :data:`~txzmq2.bench.cases.RETRY_DELAY` later.
 - Its ``doRead`` drains the socket before returning, so no timer runs meanwhile: the
   arrival counter checks its deadline at every message.
 - It cannot say when a connection is up: the handshake is awaited with pyzmq's monitor
-  (:func:`~benchmarks.common.handshake`, blocking, before the measured window), or, for
+  (:func:`~txzmq2.bench.common.handshake`, blocking, before the measured window), or, for
   PUB/SUB, by probes.
 - Shutting a connection down leaves its requests' Deferreds unfired: at the timeout they
   are cancelled instead.
@@ -32,7 +32,7 @@ import zmq
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import LoopingCall
 
-from benchmarks.cases import (
+from txzmq2.bench.cases import (
     DATA,
     PROBE,
     WARM_UP,
@@ -45,7 +45,7 @@ from benchmarks.cases import (
     runOnReactor,
     startProbes,
 )
-from benchmarks.common import (
+from txzmq2.bench.common import (
     CONNECT_TIMEOUT,
     Measurement,
     PeerProcess,
@@ -124,7 +124,7 @@ def _abandonRequests(client: Any) -> None:
 def startServerSide(factory: Any, spec: Spec) -> tuple[Any, BurstSender | None]:
     """
     Bind the far side of ``spec``'s case with txZMQ: an echo server, or a PUSH or PUB
-    connection with a :class:`~benchmarks.cases.BurstSender` ready to start.
+    connection with a :class:`~txzmq2.bench.cases.BurstSender` ready to start.
 
     :raises ValueError: for an RPC case (txZMQ has no RPC).
     """

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Sequence
 from itertools import groupby
 
-from benchmarks.common import Measurement
+from txzmq2.bench.common import Measurement
 
 __all__ = ["NAMES", "jsonLines", "markdownTable", "plotLatencies", "withRatios"]
 
@@ -125,7 +125,7 @@ def markdownTable(measurements: Iterable[Measurement], notes: Sequence[str] = ()
 
 
 def jsonLines(measurements: Iterable[Measurement]) -> str:
-    """One JSON object per measurement (see :class:`~benchmarks.common.Measurement`)."""
+    """One JSON object per measurement (see :class:`~txzmq2.bench.common.Measurement`)."""
     return "\n".join(json.dumps(m.publicDict()) for m in measurements)
 
 

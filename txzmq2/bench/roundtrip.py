@@ -20,7 +20,7 @@ instructions executed per round trip by the client process (every thread, libzmq
 thread included; the kernel not). That figure does not depend on what else the machine
 is doing, so it can compare changes that wall-clock timing on a noisy machine cannot.
 
-``python -m benchmarks.roundtrip [--count N] [--callgrind]``
+``python -m txzmq2.bench.roundtrip [--count N] [--callgrind]``
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from typing import Any
 
 import zmq
 
-from benchmarks.common import freezeStartupHeap, subprocessEnvironment
+from txzmq2.bench.common import freezeStartupHeap
 
 __all__ = ["CLIENTS", "main", "measure"]
 
@@ -235,22 +235,19 @@ CLIENTS: dict[str, Callable[[str, int], dict[str, float]]] = {
 
 
 def _module(*arguments: str) -> list[str]:
-    return [sys.executable, "-m", "benchmarks.roundtrip", *arguments]
+    return [sys.executable, "-m", "txzmq2.bench.roundtrip", *arguments]
 
 
 def _runClient(name: str, count: int, callgrind: bool) -> tuple[dict[str, Any], int | None]:
     """One client against a fresh peer; its figures, and instructions when ``callgrind``."""
-    environment = subprocessEnvironment()
-    peer = subprocess.Popen(_module("--serve"), stdout=subprocess.PIPE, text=True, env=environment)
+    peer = subprocess.Popen(_module("--serve"), stdout=subprocess.PIPE, text=True)
     try:
         assert peer.stdout is not None
         endpoint = peer.stdout.readline().strip()
         command = _module("--client", name, "--endpoint", endpoint, "--count", str(count))
         if callgrind:
             command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command]
-        run = subprocess.run(
-            command, capture_output=True, text=True, env=environment, timeout=600, check=True
-        )
+        run = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
         peer.wait(timeout=30)
     finally:
         if peer.poll() is None:
@@ -282,7 +279,7 @@ def measure(name: str, count: int, callgrind: bool = False) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.roundtrip",
+        prog="python -m txzmq2.bench.roundtrip",
         description="CPU per sequential round trip on the requesting side: txzmq2, the "
         "least a Twisted reader on pyzmq can do, and blocking pyzmq.",
     )
