@@ -40,6 +40,7 @@ from txzmq2.pushpull import ZmqPullConnection, ZmqPushConnection
 from txzmq2.reqrep import ZmqREPConnection, ZmqREQConnection
 from txzmq2.routerdealer import ZmqDealerConnection, ZmqRouterConnection
 from txzmq2.socket import ZmqSocket
+from txzmq2.stream import ZmqStreamConnection
 
 __version__ = "0.1.0"
 
@@ -77,6 +78,7 @@ __all__ = [
     "ZmqSocket",
     "ZmqSocketMonitor",
     "ZmqStateError",
+    "ZmqStreamConnection",
     "ZmqSubConnection",
     "ZmqTimeoutError",
     "ZmqUnknownRequestError",

@@ -382,7 +382,7 @@ class ZmqConnection:
         self._inPass = False
         self._passCall: DelayedCall | None = None
         self._readPaused = False
-        self._outbound = _OutboundQueue(routed=self.socketType == zmq.ROUTER)
+        self._outbound = _OutboundQueue(routed=self.socketType in (zmq.ROUTER, zmq.STREAM))
         # Armed while queued messages wait on a peer that POLLOUT does not speak for.
         self._retryCall: DelayedCall | None = None
         self._retryDelay = _RETRY_MIN
