@@ -1,8 +1,9 @@
 """
 Publish-subscribe: PUB, SUB, XPUB and XSUB connections.
 
-On the wire a published message is two frames, ``[tag, message]``; subscriptions match
-prefixes of the first frame.
+A published message is two frames, ``[tag, message]``, or, for txZMQ's peers and plain
+single-frame readers, one frame ``tag + topicSep + message``; subscriptions match prefixes of
+the first frame. Subscribers decode both.
 """
 
 from __future__ import annotations
@@ -19,36 +20,73 @@ __all__ = [
 ]
 
 
+def _bytes(value: bytes | str, what: str) -> bytes:
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError(f"a {what} is bytes or str, not {type(value).__name__}")
+
+
 def _topic(tag: bytes | str) -> bytes:
-    if isinstance(tag, str):
-        return tag.encode("utf-8")
-    if isinstance(tag, (bytes, bytearray, memoryview)):
-        return bytes(tag)
-    raise TypeError(f"a subscription tag is bytes or str, not {type(tag).__name__}")
+    return _bytes(tag, "subscription tag")
 
 
 class _Publisher(ZmqConnection):
     """``publish`` for PUB and XPUB."""
 
-    def publish(self, message: bytes, tag: bytes | str = b"") -> None:
+    topicSep: bytes | None = b"\0"
+    """
+    What separates tag and message in a one-frame publication (see :attr:`singleFrame`);
+    ``None``: nothing, the frame is ``tag + message``.
+    """
+    singleFrame: bool = False
+    """
+    Publish one frame, ``tag + topicSep + message``, instead of the two frames
+    ``[tag, message]``: what txZMQ's subscribers and plain single-frame SUB readers expect
+    (and one frame per message costs a little less).
+    """
+
+    def publish(self, message: bytes | str, tag: bytes | str = b"") -> None:
         """
-        Publish ``message`` under ``tag``: sends the two frames ``[tag, message]``.
+        Publish ``message`` under ``tag``: the two frames ``[tag, message]``, or one frame
+        when :attr:`singleFrame` is set.
 
         Subscribers whose subscription is a prefix of ``tag`` receive it; at the high-water
         mark libzmq drops it for that subscriber (PUB semantics).
+
+        :param message: the body; a ``str`` is sent UTF-8 encoded.
+        :param tag: the topic subscribers match by prefix; a ``str`` is sent UTF-8 encoded.
         """
-        self.send([_topic(tag), message])
+        body = _bytes(message, "message")
+        if self.singleFrame:
+            self.send(_topic(tag) + (self.topicSep or b"") + body)
+        else:
+            self.send([_topic(tag), body])
 
 
 class _Subscriber(ZmqConnection):
     """Decoding of published messages for SUB and XSUB."""
 
+    topicSep: bytes | None = b"\0"
+    """
+    Where a one-frame publication is split into tag and message (at its first occurrence),
+    as txZMQ publishes them; ``None``: never split, the frame is the message and the tag is
+    ``b""``.
+    """
+
     def messageReceived(self, message: Message) -> None:
         if len(message) == 2:
             self.gotMessage(message[1], message[0])
         elif len(message) == 1:
-            # A peer that does not frame its tag (a plain PUB sending one frame).
-            self.gotMessage(message[0], b"")
+            # txZMQ's publishers send tag + topicSep + message; a plain PUB may send a
+            # frame without any separator: then it is all message.
+            frame = message[0]
+            tag, sep, body = frame.partition(self.topicSep) if self.topicSep else (b"", b"", b"")
+            if sep:
+                self.gotMessage(body, tag)
+            else:
+                self.gotMessage(frame, b"")
         else:
             self._log.warn(
                 "{connection}: dropped a {count}-frame message; publications are [tag, message]",
@@ -59,7 +97,10 @@ class _Subscriber(ZmqConnection):
     def gotMessage(self, message: bytes, tag: bytes) -> None:
         """
         Called with each publication received: its body and its tag (``b""`` for a one-frame
-        publication). Override it.
+        publication without :attr:`topicSep`). Override it.
+
+        :param message: the body.
+        :param tag: the topic it was published under.
         """
         raise NotImplementedError(f"{type(self).__name__} must override gotMessage")
 

@@ -34,15 +34,18 @@ async def waitForSubscription(
     :raises ZmqTimeoutError: when no probe arrives within ``timeout`` seconds.
     """
     reactor = subscriber.factory.reactor
-    probe = _PROBE_PREFIX + b"%d" % next(_probes)
+    # The trailing "/" keeps probe 1 from being a prefix of probe 10.
+    probe = _PROBE_PREFIX + b"%d/" % next(_probes)
     arrived: Deferred[None] = Deferred()
     finished: Deferred[None] = Deferred()
     deliver = subscriber.messageReceived
 
     def intercept(message: Message) -> None:
-        if not message or message[0] != probe:
+        # A probe is [probe, body], or one frame probe + topicSep + body from a publisher
+        # with singleFrame set.
+        if not message or not message[0].startswith(probe):
             deliver(message)
-        elif message[-1] == b"end":
+        elif message[-1].endswith(b"end"):
             finished.callback(None)
         elif not arrived.called:
             arrived.callback(None)
