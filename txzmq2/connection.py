@@ -43,7 +43,15 @@ if TYPE_CHECKING:
     from txzmq2.factory import ZmqFactory
     from txzmq2.monitor import ZmqMonitorEvent, ZmqSocketMonitor, _EventStream
 
-__all__ = ["Frame", "Message", "MessageLike", "ZmqConnection", "ZmqSecurity"]
+__all__ = [
+    "Frame",
+    "Message",
+    "MessageLike",
+    "ZmqConnection",
+    "ZmqEndpoint",  # txZMQ programs import both from txzmq.connection
+    "ZmqEndpointType",
+    "ZmqSecurity",
+]
 
 Frame: TypeAlias = "bytes | bytearray | memoryview"
 """One frame as accepted by ``send``; frames received are always ``bytes``."""

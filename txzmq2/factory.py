@@ -18,6 +18,20 @@ if TYPE_CHECKING:
 __all__ = ["ZmqFactory"]
 
 
+class _GlobalReactor:
+    """
+    The default of :attr:`ZmqFactory.reactor`: the global reactor, imported when first read.
+
+    Only ``__get__``: an instance's own ``reactor``, or a plain class attribute a txZMQ
+    program assigns, takes precedence without replacing anything else.
+    """
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        from twisted.internet import reactor
+
+        return reactor
+
+
 class ZmqFactory:
     """
     Owns a :class:`zmq.Context` and tracks the connections created with it.
@@ -35,6 +49,12 @@ class ZmqFactory:
     """
 
     _log = Logger()
+    reactor: Any = _GlobalReactor()
+    """
+    The reactor of this factory's connections: the one given, else a class attribute a
+    txZMQ program set (``ZmqFactory.reactor = r`` or on a subclass), else the global one,
+    imported on first use. Assignable on the instance (``factory.reactor = r``) as in txZMQ.
+    """
     ioThreads: int = 1
     """libzmq I/O threads of the context the factory creates."""
     lingerPeriod: int = 100
@@ -52,7 +72,8 @@ class ZmqFactory:
             self.ioThreads = ioThreads
         if lingerPeriod is not None:
             self.lingerPeriod = lingerPeriod
-        self._reactor = reactor
+        if reactor is not None:
+            self.reactor = reactor
         self._ownsContext = context is None
         self.context: zmq.Context[Any] = (
             zmq.Context(self.ioThreads) if context is None else context
@@ -67,22 +88,6 @@ class ZmqFactory:
     def shuttingDown(self) -> bool:
         """True from the first :meth:`shutdown` on: new connections are refused."""
         return self._shutdownWaiters is not None or self._shutdownDone
-
-    @property
-    def reactor(self) -> Any:
-        """
-        The reactor of this factory's connections (the global one, imported on first use,
-        when none was given).
-        """
-        if self._reactor is None:
-            from twisted.internet import reactor
-
-            self._reactor = reactor
-        return self._reactor
-
-    @reactor.setter
-    def reactor(self, value: Any) -> None:
-        self._reactor = value
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} with {len(self.connections)} connection(s)>"
