@@ -50,3 +50,10 @@ def test_keygen_into_an_unwritable_place_is_one_line_and_exit_1(tmp_path: Path) 
     blocker.write_text("not a directory")
     line = assertUsageError(run("keygen", str(blocker / "certs"), "server"), status=1)
     assert line.startswith("txzmq2 keygen: error: cannot write to")
+
+
+def test_keygen_pointed_at_a_file_says_it_is_not_a_directory(tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    target.write_text("a file")
+    line = assertUsageError(run("keygen", str(target), "server"), status=1)
+    assert line == f"txzmq2 keygen: error: {target} is not a directory"

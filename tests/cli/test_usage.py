@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -130,3 +131,39 @@ def test_bench_hands_every_argument_to_the_benchmark_suite() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: txzmq2 bench ")
     assert "--quick" in result.stdout
+
+
+def test_mistyped_option_is_named_before_a_missing_required_one() -> None:
+    line = assertUsageError(run("broker", "--frontnd", "tcp://*:5559", "--backend", "tcp://*:1"))
+    assert line == (
+        "txzmq2 broker: error: unrecognized option --frontnd (did you mean --frontend?) "
+        "(see txzmq2 broker --help)"
+    )
+
+
+def test_unknown_option_of_a_command_names_that_command() -> None:
+    line = assertUsageError(run("req", "--bogus", "tcp://127.0.0.1:5555"))
+    assert line.startswith("txzmq2 req: error: unrecognized option --bogus")
+
+
+def test_extra_argument_of_a_command_names_that_command(tmp_path: Path) -> None:
+    line = assertUsageError(run("keygen", str(tmp_path), "server", "extra"))
+    assert line == (
+        "txzmq2 keygen: error: unrecognized arguments: extra (see txzmq2 keygen --help)"
+    )
+    assert not list(tmp_path.iterdir())
+
+
+def test_unknown_option_before_the_command_is_named() -> None:
+    line = assertUsageError(run("--bogus", "demo"))
+    assert line.startswith("txzmq2: error: unrecognized option --bogus")
+
+
+def test_option_value_starting_with_a_dash_is_left_to_the_option() -> None:
+    line = assertUsageError(run("pub", "--separator", "-x", "tcp://127.0.0.1:5555"))
+    assert "argument -s/--separator: expected one argument" in line
+
+
+def test_abbreviated_option_still_works() -> None:
+    result = run("demo", "--round", "1")
+    assert result.returncode == 0, result.stderr

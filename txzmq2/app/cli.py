@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ from txzmq2.app.service import (
     parseAddress,
 )
 from txzmq2.endpoint import ZmqEndpoint, ZmqEndpointType
+from txzmq2.errors import ZmqEndpointError
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
@@ -151,6 +153,9 @@ def _runKeygen(args: argparse.Namespace) -> int:
     if not zmq.has("curve"):
         return fail("this libzmq was built without CURVE")
     directory: Path = args.directory
+    if directory.exists() and not directory.is_dir():
+        # Else creating it would fail with a bare "File exists".
+        return fail(f"{directory} is not a directory")
     existing = [
         path
         for path in (directory / f"{args.name}.key", directory / f"{args.name}.key_secret")
@@ -257,7 +262,7 @@ def _serve(
     try:
         # Binds and connects now, so that a refused address is a usage error (exit 2).
         service.startService()
-    except ValueError as error:
+    except (ZmqEndpointError, ValueError) as error:
         args.parser.error(str(error))
     # Only now: a usage error is one line, with no log lines before it. What the service
     # logged while starting was kept by twisted.logger, and comes out first.
@@ -619,11 +624,63 @@ _COMMANDS: list[_Command] = [
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, with a usage error on one line of stderr and exit status 2."""
+    """
+    argparse, with a usage error on one line of stderr and exit status 2, and an unknown
+    option reported as such (naming the command it was given to) before anything else.
+    """
 
     def error(self, message: str) -> NoReturn:
         message = " ".join(message.split())
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if args is not None:
+            # argparse checks required options before it looks at unknown ones, so that
+            # "--frontnd X" would read "--frontend is required": the typo is the news.
+            unknown = self._firstUnknownOption(args)
+            if unknown is not None:
+                self.error(f"unrecognized option {unknown}{self._suggestion(unknown)}")
+        return super().parse_known_args(args, namespace)
+
+    def _firstUnknownOption(self, args: Sequence[str]) -> str | None:
+        """The first option in ``args`` this parser does not have, if any."""
+        valueNext = False
+        for argument in args:
+            if argument == "--" or (self._subparsers is not None and argument[:1] != "-"):
+                break  # the rest is positional, or a subcommand's own
+            if valueNext:  # an option's value, even if it starts with "-"
+                valueNext = False
+                continue
+            if argument[:1] != "-" or argument == "-" or _NUMBER.fullmatch(argument):
+                continue
+            name = argument.split("=", 1)[0] if argument.startswith("--") else argument[:2]
+            matches = [o for o in self._option_string_actions if o.startswith(name)]
+            if name not in self._option_string_actions and not (
+                name.startswith("--") and matches  # an abbreviation (argparse checks it)
+            ):
+                return name
+            action = self._option_string_actions.get(name) or (
+                self._option_string_actions[matches[0]] if len(matches) == 1 else None
+            )
+            valueNext = (
+                action is not None
+                and action.nargs is None
+                and "=" not in argument
+                and len(argument) == len(name)  # not "-n5"
+            )
+        return None
+
+    def _suggestion(self, unknown: str) -> str:
+        from difflib import get_close_matches
+
+        close = get_close_matches(unknown, list(self._option_string_actions), n=1)
+        return f" (did you mean {close[0]}?)" if close else ""
+
+
+_NUMBER = re.compile(r"-\d+(\.\d*)?|-\.\d+")
+"""A negative number, which argparse takes for a value, not an option."""
 
 
 def _documentation(page: str) -> str:
@@ -683,5 +740,8 @@ def _main(argv: list[str]) -> int:
         if argv[:1] == [command.name] and command.addArguments is None:
             # Every argument after its name belongs to the command's own parser.
             return command.run(argparse.Namespace(command=command.name, arguments=argv[1:]))
-    args = _parser().parse_args(argv)
+    args, extra = _parser().parse_known_args(argv)
+    if extra:
+        # Reported by the command they were given to, not by "txzmq2".
+        args.parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return int(args.run(args))

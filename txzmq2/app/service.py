@@ -22,6 +22,7 @@ from twisted.logger import Logger
 
 from txzmq2.connection import ZmqConnection
 from txzmq2.endpoint import ZmqEndpoint, ZmqEndpointType
+from txzmq2.errors import ZmqEndpointError
 from txzmq2.factory import ZmqFactory
 from txzmq2.proxy import ZmqLoadBalancingBroker, ZmqProxy
 from txzmq2.pubsub import ZmqXPubConnection, ZmqXSubConnection
@@ -102,7 +103,7 @@ class ZmqService(Service):
         """
         Make the factory and :meth:`build` the connections (binding and connecting them).
 
-        :raises ValueError: when an address is malformed or libzmq refuses it (see
+        :raises txzmq2.ZmqEndpointError: when libzmq refuses an address (see
             :meth:`attach`); nothing is left open.
         """
         self._built()
@@ -124,7 +125,7 @@ class ZmqService(Service):
         ``"<name>: running"`` once the reactor runs (its signal handlers are then in place,
         so from that line on SIGINT and SIGTERM stop the service cleanly).
 
-        :raises ValueError: as :meth:`privilegedStartService`.
+        :raises txzmq2.ZmqEndpointError: as :meth:`privilegedStartService`.
         """
         factory = self._built()
         super().startService()  # type: ignore[no-untyped-call]
@@ -164,8 +165,8 @@ class ZmqService(Service):
 
         :param role: what the log lines call the connection (``"frontend"``), besides its
             socket type.
-        :raises ValueError: when libzmq refuses an address (in use, no such interface);
-            the message names the connection, the address and the reason.
+        :raises txzmq2.ZmqEndpointError: when libzmq refuses an address (in use, no such
+            interface); its message names the connection, the address and the reason.
         """
         kind = _SOCKET_NAMES.get(connection.socketType, "socket")
         what = kind if role is None else f"{role} ({kind})"
@@ -173,10 +174,13 @@ class ZmqService(Service):
             binding = endpoint.type == ZmqEndpointType.bind
             try:
                 connection.addEndpoints([endpoint])
-            except zmq.ZMQError as error:
+            except zmq.ZMQError as error:  # ZmqEndpointError is one too
                 verb = "bind" if binding else "connect"
-                raise ValueError(
-                    f"cannot {verb} {what} to {endpoint.address}: {zmq.strerror(error.errno or 0)}"
+                reason = zmq.strerror(error.errno) if error.errno else str(error)
+                raise ZmqEndpointError(
+                    endpoint.address,
+                    f"cannot {verb} {what} to {endpoint.address}: {reason}",
+                    error.errno,
                 ) from error
             self.log.info(
                 "{name}: {what} {done} {address}",

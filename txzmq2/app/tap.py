@@ -21,6 +21,7 @@ from txzmq2.app.service import (
     parseAddress,
 )
 from txzmq2.endpoint import ZmqEndpoint, ZmqEndpointType
+from txzmq2.errors import ZmqEndpointError
 
 __all__ = ["DeviceOptions", "ProxyOptions", "broker", "forwarder", "lbbroker", "streamer"]
 
@@ -48,6 +49,20 @@ class DeviceOptions(usage.Options):
         self["frontend"] = []
         self["backend"] = []
         self["capture"] = None
+
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        """
+        Parse the plugin's arguments; bad ones end the run with one line on stderr.
+
+        :raises SystemExit: with status 1 and the error naming the plugin, for an unknown
+            option, a malformed address, a missing side or a bad linger.
+        """
+        try:
+            super().parseOptions(options)  # type: ignore[no-untyped-call]
+        except usage.UsageError as error:
+            # twistd would print its whole --help before the one line that matters.
+            plugin = f"twistd txzmq2-{self.device}"
+            raise SystemExit(f"{plugin}: error: {error} (see {plugin} --help)") from None
 
     def _address(self, text: str) -> ZmqEndpoint:
         try:
@@ -97,13 +112,38 @@ class _DevicePlugin:
     def makeService(self, options: Any) -> ZmqDeviceService:
         """The device's service, configured by parsed ``options``."""
         # Nothing is opened here: twistd may still fork to daemonise after this.
-        return ZmqDeviceService(
+        return _TwistdDeviceService(
             self.device,
             options["frontend"],
             options["backend"],
             capture=options["capture"],
             lingerPeriod=options["linger"],
         )
+
+
+class _StartFailed(SystemExit, Exception):
+    """
+    A device that could not bind or connect, ending ``twistd`` with one line. A SystemExit,
+    so Python prints just the message and exits 1 where a traceback would come out; an
+    Exception too, so twistd still removes its pid file and, daemonising, hands the message
+    to the waiting parent process, which prints it.
+    """
+
+
+class _TwistdDeviceService(ZmqDeviceService):
+    """A device service whose bind or connect failure ends ``twistd`` with one line."""
+
+    def privilegedStartService(self) -> None:
+        """
+        Bind and connect the device's sockets.
+
+        :raises SystemExit: with status 1 and one line naming the plugin, the address and
+            libzmq's reason, when an address is refused (in use, no such interface).
+        """
+        try:
+            super().privilegedStartService()
+        except ZmqEndpointError as error:
+            raise _StartFailed(f"twistd txzmq2-{self.name}: error: {error}") from None
 
 
 broker = _DevicePlugin("broker")

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from txzmq2.errors import ZmqProtocolError
+
 __all__ = [
     "CLIENT",
     "DEFAULT_HEARTBEAT_INTERVAL",
@@ -73,7 +75,7 @@ DEFAULT_HEARTBEAT_LIVENESS = 3
 """Heartbeat intervals of silence after which a peer is taken for disconnected."""
 
 
-class Malformed(Exception):
+class Malformed(ZmqProtocolError):
     """A frame list that is not a valid MDP command; ``str()`` says what is wrong with it."""
 
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from txzmq2._echo import boundedRepr, describeError
-from txzmq2.errors import RemoteError, ZmqProtocolError
+from txzmq2.errors import RemoteError, ZmqError, ZmqProtocolError
 from txzmq2.rpc.serializers import BUILTIN_SERIALIZERS, Serializer
 
 PROTOCOL = "txzmq2-rpc"
@@ -80,7 +80,7 @@ def parseHeader(frame: bytes) -> Header | None:
     return Header(version, tokens[1], tokens[2])
 
 
-class Refusal(Exception):
+class Refusal(ZmqError):
     """
     A request refused before any method ran; the server answers it (if it is a call) with
     an error reply of this ``remoteType``.
