@@ -188,26 +188,18 @@ class _Await:
     since: float
 
 
+Send = Callable[[bytes], Any]
+"""Sends one numbered request; returns the Deferred of its reply frames."""
+Connect = Callable[[argparse.Namespace, Any, Any, list[RequestRecord]], Coroutine[Any, Any, Any]]
+"""Makes a client on (args, reactor, factory, records), waits until it can send, and returns
+``(send, pending)``: a :data:`Send` and a function counting the requests still pending."""
+
+
 def _client(args: argparse.Namespace) -> None:
-    async def main(reactor: Any, failures: _FailureCounter) -> None:
-        from twisted.internet import stdio
-        from twisted.internet.defer import Deferred, DeferredList
-        from twisted.internet.task import deferLater
-        from twisted.protocols.basic import LineReceiver
-
-        from txzmq2 import (
-            Message,
-            ZmqEndpoint,
-            ZmqEndpointType,
-            ZmqFactory,
-            ZmqREQConnection,
-        )
-
-        records: list[RequestRecord] = []
-        marks: dict[str, float] = {}
-        awaits: list[_Await] = []
-        ready: Deferred[None] = Deferred()
-        stopping = False
+    async def connect(
+        args: argparse.Namespace, reactor: Any, factory: Any, records: list[RequestRecord]
+    ) -> tuple[Send, Callable[[], int]]:
+        from txzmq2 import Message, ZmqEndpoint, ZmqEndpointType, ZmqREQConnection
 
         class Client(ZmqREQConnection):
             reconnectInterval = args.reconnect_ms
@@ -221,8 +213,37 @@ def _client(args: argparse.Namespace) -> None:
                         records[number].wire += 1
                 super().messageReceived(message)
 
-        factory = ZmqFactory(reactor)
         client = Client(factory, ZmqEndpoint(ZmqEndpointType.connect, args.connect))
+        await client.whenConnected(CONNECT_TIMEOUT)
+
+        def send(payload: bytes) -> Any:
+            return client.sendMsg(payload, timeout=args.timeout, retries=args.retries)
+
+        return send, lambda: client.pendingRequests
+
+    runClient(args, connect)
+
+
+def runClient(args: argparse.Namespace, connect: Connect) -> None:
+    """
+    The client role around any request-reply client that ``connect`` makes: ``--lanes``
+    sequential streams of numbered requests, and the commands on stdin (see the module).
+    """
+
+    async def main(reactor: Any, failures: _FailureCounter) -> None:
+        from twisted.internet import stdio
+        from twisted.internet.defer import Deferred, DeferredList
+        from twisted.internet.task import deferLater
+        from twisted.protocols.basic import LineReceiver
+
+        from txzmq2 import ZmqFactory
+
+        records: list[RequestRecord] = []
+        marks: dict[str, float] = {}
+        awaits: list[_Await] = []
+        ready: Deferred[None] = Deferred()
+        stopping = False
+        factory = ZmqFactory(reactor)
 
         def ended(result: Any, record: RequestRecord) -> None:
             record.fired += 1
@@ -245,9 +266,7 @@ def _client(args: argparse.Namespace) -> None:
             while not stopping:
                 record = RequestRecord(len(records), monotonic())
                 records.append(record)
-                request = client.sendMsg(
-                    b"%d" % record.n, timeout=args.timeout, retries=args.retries
-                )
+                request = send(b"%d" % record.n)
                 request.addBoth(ended, record)
                 await request
                 await deferLater(reactor, args.pace, lambda: None)
@@ -265,7 +284,7 @@ def _client(args: argparse.Namespace) -> None:
                 "retries": args.retries,
                 "marks": marks,
                 "requests": [asdict(record) for record in records],
-                "pendingAtEnd": client.pendingRequests,
+                "pendingAtEnd": pending(),
                 "loggedFailures": failures.count,
             }
             commands.say({"summary": summary})
@@ -296,7 +315,7 @@ def _client(args: argparse.Namespace) -> None:
 
         commands = Commands()
         stdio.StandardIO(commands, reactor=reactor)
-        await client.whenConnected(CONNECT_TIMEOUT)
+        send, pending = await connect(args, reactor, factory, records)
         for index in range(args.lanes):
             # Lane starts are spread over one pace, so their requests interleave evenly.
             lanes.append(deferLater(reactor, index * args.pace / args.lanes, lambda: None))

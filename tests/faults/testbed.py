@@ -142,6 +142,11 @@ class HostProcess(ProcessProtocol):
         assert key in line, f"{self.name}: expected {key!r}, got {line}"
         return line
 
+    def takeLines(self) -> list[dict[str, Any]]:
+        """Every line received and not taken yet (by :meth:`nextLine` or this)."""
+        lines, self._lines = list(self._lines), deque()
+        return lines
+
     def command(self, *words: object) -> None:
         """Write one command line to the host's stdin."""
         assert self.transport is not None
@@ -167,10 +172,15 @@ class Hosts:
         self.started: list[HostProcess] = []
 
     def start(
-        self, role: str, *arguments: str, name: str | None = None, prefix: Sequence[str] = ()
+        self,
+        role: str,
+        *arguments: str,
+        name: str | None = None,
+        prefix: Sequence[str] = (),
+        module: str = "tests.faults.hosts",
     ) -> HostProcess:
         """
-        Run ``python -m tests.faults.hosts ROLE ARGUMENTS`` (behind ``prefix``, such as
+        Run ``python -m MODULE ROLE ARGUMENTS`` (behind ``prefix``, such as
         ``ip netns exec NS``).
         """
         from twisted.internet import reactor
@@ -180,7 +190,7 @@ class Hosts:
             *prefix,
             sys.executable,
             "-m",
-            "tests.faults.hosts",
+            module,
             role,
             "--reactor",
             reactorName(),
@@ -279,6 +289,25 @@ class Network:
     def restore(self, host: str) -> None:
         """Restore ``host``'s link."""
         self._run("-n", self.switch, "link", "set", host, "up")
+
+    def separate(self, one: str, other: str) -> None:
+        """
+        Cut the traffic between two hosts only (a blackhole route to each other on each
+        side); both keep talking to everyone else.
+        """
+        for host, peer in ((one, other), (other, one)):
+            self._run(
+                *("-n", self.namespaces[host], "route", "add", "blackhole"),
+                f"{self.addresses[peer]}/32",
+            )
+
+    def join(self, one: str, other: str) -> None:
+        """Undo :meth:`separate`."""
+        for host, peer in ((one, other), (other, one)):
+            self._run(
+                *("-n", self.namespaces[host], "route", "del", "blackhole"),
+                f"{self.addresses[peer]}/32",
+            )
 
     def destroy(self) -> None:
         """Remove every namespace made (with it, its links). Idempotent."""
