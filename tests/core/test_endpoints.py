@@ -129,7 +129,11 @@ class Counting(ZmqPullConnection):
             waiter.callback(None)
 
     def whenReceived(self, count: int) -> Deferred[None]:
-        self.reached[count] = waiter = Deferred()
+        waiter: Deferred[None] = Deferred()
+        if len(self.received) >= count:
+            waiter.callback(None)
+        else:
+            self.reached[count] = waiter
         return waiter.addTimeout(10, reactor)
 
 
