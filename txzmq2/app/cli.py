@@ -524,6 +524,99 @@ def _oneLinerCommand(
     )
 
 
+# -- txzmq2.ha ------------------------------------------------------------------------------
+
+
+def _addBinaryStarArguments(parser: argparse.ArgumentParser) -> None:
+    role = parser.add_mutually_exclusive_group(required=True)
+    role.add_argument("--primary", action="store_true", help="this node is the primary")
+    role.add_argument("--backup", action="store_true", help="this node is the backup")
+    parser.add_argument(
+        "--local",
+        metavar="ADDR",
+        required=True,
+        type=_address(ZmqEndpointType.bind),
+        help="where this node publishes its state to the peer (bound)",
+    )
+    parser.add_argument(
+        "--remote",
+        metavar="ADDR",
+        required=True,
+        type=_address(ZmqEndpointType.connect),
+        help="where the peer publishes its state (connected)",
+    )
+    parser.add_argument(
+        "--heartbeat",
+        metavar="SECONDS",
+        type=_seconds,
+        default=1.0,
+        help="seconds between state messages, the same on both nodes (default 1)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=sorted(DEVICES),
+        default="broker",
+        help="the device this node runs (default broker)",
+    )
+    _addDeviceArguments("bstar")(parser)
+
+
+def _runBinaryStar(args: argparse.Namespace) -> int:
+    from txzmq2.app._ha import ZmqBinaryStarService
+
+    service = ZmqBinaryStarService(
+        args.device,
+        args.frontend,
+        args.backend,
+        primary=args.primary,
+        local=args.local,
+        remote=args.remote,
+        heartbeat=args.heartbeat,
+        lingerPeriod=args.linger,
+    )
+    return _serve(args, service)
+
+
+def _addTitanicArguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--broker",
+        metavar="ADDR",
+        required=True,
+        type=_address(ZmqEndpointType.connect),
+        help="the Majordomo broker's address (connected)",
+    )
+    parser.add_argument(
+        "--database", metavar="FILE", required=True, help="the SQLite file (made if missing)"
+    )
+    parser.add_argument(
+        "--heartbeat",
+        metavar="SECONDS",
+        type=_seconds,
+        default=2.5,
+        help="the broker's heartbeat interval (default 2.5)",
+    )
+    parser.add_argument(
+        "--dispatch-timeout",
+        metavar="SECONDS",
+        type=_seconds,
+        default=5.0,
+        help="seconds a stored request waits for its service before it is sent again (default 5)",
+    )
+    _addQuiet(parser)
+
+
+def _runTitanic(args: argparse.Namespace) -> int:
+    from txzmq2.app._ha import ZmqTitanicService
+
+    service = ZmqTitanicService(
+        args.broker,
+        args.database,
+        heartbeatInterval=args.heartbeat,
+        dispatchTimeout=args.dispatch_timeout,
+    )
+    return _serve(args, service)
+
+
 # -- the command table ----------------------------------------------------------------------
 
 
@@ -600,6 +693,28 @@ _COMMANDS: list[_Command] = [
         "Pull (PULL) and print each message. Runs until SIGINT or SIGTERM, or --count messages.",
         _addPullArguments,
         _makePull,
+    ),
+    _Command(
+        "bstar",
+        "run a device as one node of a Binary Star (primary/backup) pair",
+        "Run a device (--device, default broker) as the primary or the backup of a Binary "
+        "Star pair: its frontend serves clients only while this node is active. The nodes "
+        "tell each other their state every --heartbeat; the passive one takes over when "
+        "the active one has been silent for two heartbeats and a client request reaches "
+        "it. Logs to stderr; stops on SIGINT or SIGTERM. "
+        f"Addresses: {addressHelp(ZmqEndpointType.bind)}.",
+        _addBinaryStarArguments,
+        _runBinaryStar,
+    ),
+    _Command(
+        "titanic",
+        "store requests for Majordomo services in SQLite and answer them later (9/TSP)",
+        "Serve titanic.request, titanic.reply and titanic.close (9/TSP) through a "
+        "Majordomo broker: requests are stored in --database (committed before the client "
+        "hears of them) and sent to their services until answered, across restarts. Logs "
+        "to stderr; stops on SIGINT or SIGTERM.",
+        _addTitanicArguments,
+        _runTitanic,
     ),
     _Command(
         "keygen",
