@@ -10,6 +10,14 @@ from __future__ import annotations
 from txzmq2._capabilities import ZmqCapabilities, capabilities
 from txzmq2.compat._moved import install as _installMovedModules
 from txzmq2.connection import Message, ZmqConnection, ZmqSecurity
+from txzmq2.draft import (
+    ZmqClientConnection,
+    ZmqDishConnection,
+    ZmqGatherConnection,
+    ZmqRadioConnection,
+    ZmqScatterConnection,
+    ZmqServerConnection,
+)
 from txzmq2.endpoint import ZmqEndpoint, ZmqEndpointType
 from txzmq2.errors import (
     RemoteError,
@@ -52,14 +60,17 @@ __all__ = [
     "Message",
     "RemoteError",
     "ZmqCapabilities",
+    "ZmqClientConnection",
     "ZmqConnection",
     "ZmqConnectionClosed",
     "ZmqDealerConnection",
+    "ZmqDishConnection",
     "ZmqEndpoint",
     "ZmqEndpointError",
     "ZmqEndpointType",
     "ZmqError",
     "ZmqFactory",
+    "ZmqGatherConnection",
     "ZmqLoadBalancingBroker",
     "ZmqMonitorEvent",
     "ZmqPairConnection",
@@ -70,11 +81,14 @@ __all__ = [
     "ZmqPushConnection",
     "ZmqREPConnection",
     "ZmqREQConnection",
+    "ZmqRadioConnection",
     "ZmqRequestTimeoutError",
     "ZmqRouterConnection",
+    "ZmqScatterConnection",
     "ZmqSecurity",
     "ZmqSendQueueFull",
     "ZmqSerializationError",
+    "ZmqServerConnection",
     "ZmqSocket",
     "ZmqSocketMonitor",
     "ZmqStateError",

@@ -10,6 +10,9 @@ others here.
 from __future__ import annotations
 
 import platform
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 
@@ -18,7 +21,7 @@ import zmq
 import twisted
 from txzmq2.errors import ZmqUnsupportedError
 
-__all__ = ["ZmqCapabilities", "capabilities", "requireSocketType"]
+__all__ = ["ZmqCapabilities", "capabilities", "creatingSocketOfType"]
 
 # Every transport txzmq2 knows, in the order ``txzmq2 info`` lists them.
 TRANSPORTS = ("tcp", "ipc", "inproc", "ws", "wss", "pgm", "epgm", "norm", "tipc", "vmci", "udp")
@@ -129,20 +132,32 @@ def capabilities() -> ZmqCapabilities:
     )
 
 
-def requireSocketType(socketType: int) -> None:
+# pyzmq warns that it emulates ZMQ_FD for thread-safe (draft) sockets, which libzmq gives no
+# FD; that emulation is what lets the reactor watch them at all.
+_FD_WARNING: type[Warning] = getattr(zmq.error, "DraftFDWarning", RuntimeWarning)
+
+
+@contextmanager
+def creatingSocketOfType(socketType: int) -> Iterator[None]:
     """
-    Refuse a draft socket type unless pyzmq and libzmq both have the draft API: a libzmq
-    built without drafts aborts the whole process when such a socket meets a tcp peer, so
-    the refusal must come before any socket is made.
+    Wrap the making of a connection's socket: refuse a draft socket type unless pyzmq and
+    libzmq both have the draft API (a libzmq built without drafts aborts the whole process
+    when such a socket meets a tcp peer, so the refusal comes before any socket exists),
+    and silence pyzmq's warning about the FD it emulates for draft types.
 
     :raises ZmqUnsupportedError: saying what is missing.
     """
     name = _DRAFT_TYPES.get(int(socketType))
-    if name is None or capabilities().draftAPI:
+    if name is None:
+        yield
         return
-    missing = "pyzmq's draft API (build pyzmq with ZMQ_DRAFT_API=1)"
-    if zmq.DRAFT_API:
-        missing = f"a libzmq built with drafts (this one, {zmq.zmq_version()}, has none)"
-    raise ZmqUnsupportedError(
-        f"the {name} socket type is a draft: it needs {missing}; see docs/transports.md"
-    )
+    if not capabilities().draftAPI:
+        missing = "pyzmq's draft API (build pyzmq with ZMQ_DRAFT_API=1)"
+        if zmq.DRAFT_API:
+            missing = f"a libzmq built with drafts (this one, {zmq.zmq_version()}, has none)"
+        raise ZmqUnsupportedError(
+            f"the {name} socket type is a draft: it needs {missing}; see docs/transports.md"
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", _FD_WARNING)
+        yield

@@ -69,6 +69,10 @@ _EVENTS = int(zmq.EVENTS)
 # Below this size pyzmq copies a frame anyway; above it, zero-copy sends pay off.
 _ZERO_COPY_MIN = zmq.COPY_THRESHOLD
 
+# Socket types that refuse (EAGAIN) per peer, named by a message's first frame: their
+# outbound queues are kept per peer (the draft SERVER's first frame is its routing id).
+_ROUTED = frozenset({int(zmq.ROUTER), int(zmq.STREAM), int(zmq.SERVER)})
+
 # Backoff of flush retries while a ROUTER peer stays full (seconds).
 _RETRY_MIN = 0.001
 _RETRY_MAX = 0.05
@@ -390,7 +394,7 @@ class ZmqConnection:
         self._inPass = False
         self._passCall: DelayedCall | None = None
         self._readPaused = False
-        self._outbound = _OutboundQueue(routed=self.socketType in (zmq.ROUTER, zmq.STREAM))
+        self._outbound = _OutboundQueue(routed=self.socketType in _ROUTED)
         # Armed while queued messages wait on a peer that POLLOUT does not speak for.
         self._retryCall: DelayedCall | None = None
         self._retryDelay = _RETRY_MIN
@@ -480,10 +484,10 @@ class ZmqConnection:
                 if endpoint.type == ZmqEndpointType.bind:
                     self.socket.bind(endpoint.address)
                     # Recorded resolved ("tcp://127.0.0.1:*" as the port chosen): unbind
-                    # accepts nothing else.
-                    endpoint = endpoint._replace(
-                        address=self.socket.get_string(zmq.LAST_ENDPOINT) or endpoint.address
-                    )
+                    # accepts nothing else. (libzmq 4.3 gives udp's without the "udp://".)
+                    resolved = self.socket.get_string(zmq.LAST_ENDPOINT)
+                    if "://" in resolved:
+                        endpoint = endpoint._replace(address=resolved)
                 else:
                     self.socket.connect(endpoint.address)
                 self.endpoints.append(endpoint)

@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.python.failure import Failure
 
-from txzmq2._capabilities import requireSocketType
+from txzmq2._capabilities import creatingSocketOfType
 from txzmq2.connection import Message, ZmqConnection, ZmqSecurity
 from txzmq2.endpoint import ZmqEndpoint
 from txzmq2.errors import ZmqConnectionClosed, ZmqTimeoutError
@@ -62,7 +62,6 @@ class ZmqSocket(ZmqConnection):
         identity: bytes | str | None = None,
         security: ZmqSecurity | None = None,
     ) -> None:
-        requireSocketType(socketType)
         # The base class reads both as class attributes; here they are per instance
         # (setattr: they are ClassVars there, as for every fixed-type connection).
         setattr(self, "socketType", socketType)  # noqa: B010
@@ -73,7 +72,8 @@ class ZmqSocket(ZmqConnection):
         # resumes only when neither holds it.
         self._bufferFull = False
         self._userPaused = False
-        super().__init__(factory, endpoint, identity, security)
+        with creatingSocketOfType(socketType):
+            super().__init__(factory, endpoint, identity, security)
 
     def receive(self, timeout: float | None = None) -> Deferred[Message]:
         """
