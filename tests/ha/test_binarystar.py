@@ -262,3 +262,37 @@ async def test_a_freelance_client_fails_over_to_the_backup_and_sticks_to_it(pair
     )
     for number in range(3, 6):
         assert (await freelance.request(b"%d" % number, retries=0))[0] == b"backup"
+
+
+@pytest_twisted.ensureDeferred
+async def test_when_active_after_shutdown_fails_at_once(pair):
+    primary, _backup = await runningPair(pair)
+    primary.shutdown()
+    with pytest.raises(ZmqConnectionClosed):
+        await primary.whenActive()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_majordomo_broker_serves_clients_only_while_active_and_workers_always(
+    pair, zmq_address
+):
+    from txzmq2.mdp import MajordomoBroker, MajordomoClient, MajordomoWorker
+
+    primary, backup = await runningPair(pair)
+    address = zmq_address("ipc")
+    broker = pair.keep(MajordomoBroker(pair.factory, ZmqEndpoint("bind", address)))
+    backup.serve(broker)
+    # A worker registers with the passive node's broker: its commands are no votes.
+    pair.keep(MajordomoWorker(pair.factory, ZmqEndpoint("connect", address), "echo", echo))
+    await until(lambda: broker.services == {b"echo": 1})
+    assert backup.state == "passive"
+    client = pair.keep(MajordomoClient(pair.factory, ZmqEndpoint("connect", address)))
+    with pytest.raises(ZmqRequestTimeoutError):
+        await client.request("echo", b"dropped", timeout=TRY)
+    primary.shutdown()
+    assert await client.request("echo", b"vote", timeout=TRY, retries=5) == [b"vote"]
+    assert backup.state == "active"
+
+
+def echo(*frames: bytes) -> list[bytes]:
+    return list(frames)

@@ -247,3 +247,35 @@ async def test_server_speaks_flp_to_a_router_client_that_addresses_it_by_endpoin
     pong, reply = await inThread(flpClient)
     assert pong == [identity, b"PONG"]
     assert reply == [identity, b"42", b"flp", b"hello"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_server_at_its_concurrency_bound_stops_reading_and_drops_nothing(
+    zmq_factory, made
+):
+    from twisted.internet import reactor
+
+    held: list[Deferred[list[bytes]]] = []
+
+    def hold(frame: bytes) -> Deferred[list[bytes]]:
+        held.append(Deferred())
+        held[-1].addCallback(lambda _: [frame])
+        return held[-1]
+
+    made.append(FreelanceServer(zmq_factory, "tcp://127.0.0.1:*", hold, maxConcurrency=3))
+    freelance = client(zmq_factory, made, [made[-1]], timeout=10.0, retries=0)
+    replies = [freelance.request(b"%d" % n) for n in range(6)]
+    await until(lambda: len(held) == 3)
+    await deferLater(reactor, 0.1)
+    assert len(held) == 3  # the others wait in libzmq's queues
+    for waiting in held[:3]:
+        waiting.callback(None)
+    await until(lambda: len(held) == 6)
+    for waiting in held[3:]:
+        waiting.callback(None)
+    assert sorted(r[0] for r in await gatherResults(replies)) == [b"%d" % n for n in range(6)]
+
+
+def test_max_concurrency_is_at_least_one(zmq_factory):
+    with pytest.raises(ValueError):
+        FreelanceServer(zmq_factory, "tcp://127.0.0.1:*", lambda *f: f, maxConcurrency=0)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import LoopingCall
 
 from txzmq2._logging import RateLimitedLogger
@@ -154,6 +154,10 @@ class BinaryStar:
         requests; its workers' commands always pass) or a ``FreelanceServer`` (its
         requests; pings always pass, so clients see the node alive).
 
+        Serve a device's connection after making the device: a
+        :class:`~txzmq2.ZmqProxy` takes over its connections' deliveries when made, and
+        would take them from the gate too.
+
         :raises TypeError: for something that reads from no connection.
         :raises ZmqStateError: when that connection is served by a node already.
         """
@@ -168,12 +172,12 @@ class BinaryStar:
         """
         :return: a Deferred firing with ``None`` once this node is active (at once if it
             is); failing with :class:`~txzmq2.errors.ZmqConnectionClosed` if the node shuts
-            down first. Cancelling it stops the wait.
+            down first (or already has). Cancelling it stops the wait.
         """
+        if self._stopped:
+            return fail(ZmqConnectionClosed(f"{self!r} is shut down"))
         if self.state is BinaryStarState.active:
             return succeed(None)
-        if self._stopped:
-            raise ZmqConnectionClosed(f"{self!r} is shut down")
         waiter: Deferred[None] = Deferred(self._waiters.remove)
         self._waiters.append(waiter)
         return waiter

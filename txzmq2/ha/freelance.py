@@ -31,7 +31,7 @@ from txzmq2.routerdealer import ZmqDealerConnection, ZmqRouterConnection
 if TYPE_CHECKING:
     from twisted.internet.base import DelayedCall
 
-__all__ = ["PING", "PONG", "FreelanceClient", "FreelanceServer"]
+__all__ = ["DEFAULT_MAX_CONCURRENCY", "PING", "PONG", "FreelanceClient", "FreelanceServer"]
 
 PING = b"PING"
 """10/FLP: a client's ping, one frame."""
@@ -40,6 +40,8 @@ PONG = b"PONG"
 
 PING_LIVENESS = 3
 """Ping intervals without a word from a server after which the client takes it for gone."""
+DEFAULT_MAX_CONCURRENCY = 1000
+"""``FreelanceServer``'s default ``maxConcurrency``."""
 
 
 # -- the server --------------------------------------------------------------------------------
@@ -78,7 +80,12 @@ class FreelanceServer:
     :param handler: computes each reply; see above.
     :param identity: the ROUTER's identity; FLP's own clients address a server by its
         public endpoint, the default (our :class:`FreelanceClient` does not need it).
+    :param maxConcurrency: the most handlers whose Deferred or coroutine may be running at
+        once (default :data:`DEFAULT_MAX_CONCURRENCY`; ``None``: no bound). At the bound
+        the server stops reading: requests and pings wait in libzmq's queues, its clients
+        time out and go to other servers. None is dropped.
     :param security: CURVE or PLAIN set-up (:class:`~txzmq2.ZmqSecurity`).
+    :raises ValueError: for a ``maxConcurrency`` below 1.
     """
 
     _log = RateLimitedLogger()
@@ -90,10 +97,14 @@ class FreelanceServer:
         handler: Callable[..., Any],
         *,
         identity: bytes | str | None = None,
+        maxConcurrency: int | None = DEFAULT_MAX_CONCURRENCY,
         security: ZmqSecurity | None = None,
     ) -> None:
+        if maxConcurrency is not None and maxConcurrency < 1:
+            raise ValueError(f"maxConcurrency must be >= 1 or None, not {maxConcurrency}")
         bound = asEndpoint(endpoint, ZmqEndpointType.bind)
         self.handler = handler
+        self.maxConcurrency = maxConcurrency
         self._running: set[Deferred[Any]] = set()
         self.connection: ZmqRouterConnection = _ServerConnection(
             self, factory, bound, bound.address if identity is None else identity, security
@@ -141,6 +152,8 @@ class FreelanceServer:
             self._reply(result, client, control)
             return
         self._running.add(pending)
+        if self.maxConcurrency is not None and len(self._running) >= self.maxConcurrency:
+            self.connection.pauseProducing()
         pending.addCallback(self._reply, client, control)
         pending.addErrback(self._failed)
         pending.addBoth(self._ended, pending)
@@ -165,6 +178,12 @@ class FreelanceServer:
 
     def _ended(self, _: object, pending: Deferred[Any]) -> None:
         self._running.discard(pending)
+        if (
+            self.maxConcurrency is not None
+            and len(self._running) == self.maxConcurrency - 1
+            and not self.connection.closed
+        ):
+            self.connection.resumeProducing()
 
 
 # -- the client --------------------------------------------------------------------------------
