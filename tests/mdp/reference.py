@@ -66,6 +66,10 @@ class RfcWorker:
     ``handle(body)`` (a list of frames) in a REPLY, sends HEARTBEAT every ``interval``
     seconds, and takes the broker for gone after ``liveness`` silent intervals.
 
+    Like the Guide's worker API, it is single-threaded: while ``handle`` runs it sends and
+    reads nothing (no heartbeats either), and its countdown for the broker starts afresh
+    once it has replied (what the broker sent meanwhile waits, unread, in its socket).
+
     :meth:`run` returns why it ended: ``"stopped"``, ``"DISCONNECT"`` or ``"broker silent"``.
     ``commands`` lists every command byte it received, ``bodies`` every request body.
     """
@@ -120,6 +124,7 @@ class RfcWorker:
                     self.bodies.append(body)
                     reply = self.handle(body)
                     socket.send_multipart([b"", MDPW01, REPLY, client, b"", *reply])
+                    brokerExpires = time.monotonic() + self.liveness * self.interval
             now = time.monotonic()
             if now >= brokerExpires:
                 return "broker silent"
@@ -140,6 +145,9 @@ class RfcBroker:
     to every worker each ``interval``; a worker silent for ``liveness`` intervals is
     forgotten; any unexpected command gets DISCONNECT. ``received`` records every message
     (sender identity, frames) in order of arrival.
+
+    With ``heartbeatBusyWorkers=False`` it does what the Guide's brokers do: heartbeat and
+    expire only idle workers, so a worker holding a request hears nothing until it replies.
     """
 
     def __init__(
@@ -148,9 +156,11 @@ class RfcBroker:
         interval: float = 0.1,
         liveness: int = 3,
         bind: str = "tcp://127.0.0.1:*",
+        heartbeatBusyWorkers: bool = True,
     ) -> None:
         self.interval = interval
         self.liveness = liveness
+        self.heartbeatBusyWorkers = heartbeatBusyWorkers
         self.received: list[tuple[bytes, list[bytes]]] = []
         self._stop = threading.Event()
         # Made here, used only by the thread running run(): starting a thread is the full
@@ -199,6 +209,8 @@ class RfcBroker:
                 now = time.monotonic()
                 if now >= nextHeartbeat:
                     for identity, worker in list(workers.items()):
+                        if worker["client"] is not None and not self.heartbeatBusyWorkers:
+                            continue
                         if worker["expires"] <= now:
                             forget(identity)
                         else:

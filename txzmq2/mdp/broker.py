@@ -4,8 +4,9 @@ The Majordomo broker: one ROUTER socket for clients (MDP/Client) and workers (MD
 Workers register a service with READY; each client REQUEST waits in its service's queue
 until one of that service's workers is idle, goes to the worker idle the longest, and the
 worker's REPLY goes back to the client that asked. Broker and workers heartbeat each other;
-a worker silent for ``heartbeatLiveness`` intervals is forgotten. Services named ``mmi.*``
-are answered by the broker itself (8/MMI).
+an idle worker silent for ``heartbeatLiveness`` intervals is forgotten, a busy one (silent
+while it works, as the Guide's workers are) only after ``busyWorkerExpiry``. Services named
+``mmi.*`` are answered by the broker itself (8/MMI).
 """
 
 from __future__ import annotations
@@ -49,14 +50,15 @@ __all__ = ["MajordomoBroker"]
 
 
 class _Worker:
-    """A registered worker: its service, when it expires, and the client it works for."""
+    """A registered worker: its service, when it was last heard, the client it works for."""
 
-    __slots__ = ("client", "expiresAt", "identity", "sentSinceTick", "service")
+    __slots__ = ("client", "heardAt", "identity", "sentSinceTick", "service")
 
-    def __init__(self, identity: bytes, service: bytes, expiresAt: float) -> None:
+    def __init__(self, identity: bytes, service: bytes, heardAt: float) -> None:
         self.identity = identity
         self.service = service
-        self.expiresAt = expiresAt
+        self.heardAt = heardAt
+        """When it last sent a command, or was given a request (its silence starts there)."""
         self.client: bytes | None = None
         """The client whose request this worker holds; ``None`` while idle."""
         self.sentSinceTick = False
@@ -131,10 +133,14 @@ class MajordomoBroker:
       (and logged), and its client times out and may retry. A request that waited
       ``requestExpiry`` seconds is dropped (and logged) too.
     - The broker sends each worker a HEARTBEAT every ``heartbeatInterval`` seconds (unless
-      it sent the worker another command since the last one) and forgets a worker it has
-      heard nothing from for ``heartbeatLiveness`` intervals, checked at each heartbeat. A
-      request held by a worker that is forgotten, or disconnects, is lost: MDP leaves the
-      retry to the client.
+      it sent the worker another command since the last one) and forgets an idle worker it
+      has heard nothing from for ``heartbeatLiveness`` intervals, checked at each heartbeat.
+    - A worker holding a request may be silent until it replies, however long that takes:
+      the Guide's worker API sends nothing while its handler runs. Only after
+      ``busyWorkerExpiry`` seconds of silence (one hour by default) is a busy worker
+      forgotten (a worker that disconnects is forgotten at once, as the next heartbeat to it
+      finds). A request held by a worker that is forgotten is lost: MDP leaves the retry
+      to the client.
     - A worker that sends an invalid or unexpected command (anything before READY but a
       DISCONNECT, a second READY, a REPLY while idle or for another client, an unknown
       command, a service in the ``mmi.`` namespace) is sent DISCONNECT and forgotten. A
@@ -154,6 +160,8 @@ class MajordomoBroker:
     :param maxQueuedRequests: most requests waiting for a worker, over all services.
     :param requestExpiry: seconds a request may wait for a worker before it is dropped
         (``None``: no limit).
+    :param busyWorkerExpiry: seconds a worker holding a request may stay silent before it
+        is forgotten (``None``: as long as it holds the request).
     :param maxMessageSize: ``ZMQ_MAXMSGSIZE`` in bytes: a peer sending a bigger frame is
         disconnected, so queued requests hold at most ``maxQueuedRequests`` times this
         much per frame (default 1 MiB; ``None``: no limit).
@@ -173,6 +181,7 @@ class MajordomoBroker:
         heartbeatLiveness: int = DEFAULT_HEARTBEAT_LIVENESS,
         maxQueuedRequests: int = 10_000,
         requestExpiry: float | None = 30.0,
+        busyWorkerExpiry: float | None = 3600.0,
         maxMessageSize: int | None = 1 << 20,
         security: ZmqSecurity | None = None,
     ) -> None:
@@ -184,14 +193,19 @@ class MajordomoBroker:
             raise ValueError(f"maxQueuedRequests must be >= 1, not {maxQueuedRequests}")
         if requestExpiry is not None and requestExpiry <= 0:
             raise ValueError(f"requestExpiry must be > 0 or None, not {requestExpiry}")
+        if busyWorkerExpiry is not None and busyWorkerExpiry <= 0:
+            raise ValueError(f"busyWorkerExpiry must be > 0 or None, not {busyWorkerExpiry}")
         self.heartbeatInterval = heartbeatInterval
         self.heartbeatLiveness = heartbeatLiveness
         self.maxQueuedRequests = maxQueuedRequests
         self.requestExpiry = requestExpiry
+        self.busyWorkerExpiry = busyWorkerExpiry
         self._reactor: Any = factory.reactor
         self._workers: dict[bytes, _Worker] = {}
         self._services: dict[bytes, _Service] = {}
         self._queued = 0
+        self._refusedCount = 0
+        self._expiredCount = 0
         self._heartbeat = LoopingCall(self._guardedTick)
         self._heartbeat.clock = self._reactor
         self.connection: ZmqRouterConnection = _BrokerConnection(
@@ -218,6 +232,18 @@ class MajordomoBroker:
     def queuedRequests(self) -> int:
         """How many requests are waiting for a worker."""
         return self._queued
+
+    @property
+    def refusedRequests(self) -> int:
+        """How many requests were dropped on arrival because ``maxQueuedRequests`` were
+        waiting already (MDP has no reply that tells a client so; the warning about them is
+        rate-limited, this count is not)."""
+        return self._refusedCount
+
+    @property
+    def expiredRequests(self) -> int:
+        """How many requests were dropped after waiting ``requestExpiry`` for a worker."""
+        return self._expiredCount
 
     def shutdown(self) -> None:
         """
@@ -266,12 +292,14 @@ class MajordomoBroker:
         if self._queued > self.maxQueuedRequests and waiting and waiting[-1] is request:
             waiting.pop()
             self._queued -= 1
+            self._refusedCount += 1
             self._forgetIfUnused(queue)
             self._log.warn(
-                "{broker}: {count} requests wait for workers already; dropped one for"
-                " {service!r} from {client!r}",
+                "{broker}: {count} requests wait for workers already (maxQueuedRequests);"
+                " dropped one for {service!r} from {client!r} ({refused} refused so far)",
                 broker=self,
                 count=self._queued,
+                refused=self._refusedCount,
                 service=service,
                 client=client,
             )
@@ -305,7 +333,7 @@ class MajordomoBroker:
                 self._disconnect(identity, f"{commandName(command.command)} before READY")
             return
         # Any command is as good as a heartbeat.
-        worker.expiresAt = self._expiry()
+        worker.heardAt = self._reactor.seconds()
         if command.command == HEARTBEAT:
             return
         if command.command == REPLY and worker.client is not None:
@@ -320,7 +348,7 @@ class MajordomoBroker:
         if service.startswith(MMI_NAMESPACE):
             self._disconnect(identity, f"READY for {service!r}: the mmi. services are ours")
             return
-        worker = self._workers[identity] = _Worker(identity, service, self._expiry())
+        worker = self._workers[identity] = _Worker(identity, service, self._reactor.seconds())
         queue = self._service(service)
         queue.workers += 1
         self._log.info(
@@ -363,6 +391,8 @@ class MajordomoBroker:
                 queue.requests.popleft()
                 self._queued -= 1
                 worker.client = request.client
+                # Its silence while busy counts from here, not from its last heartbeat.
+                worker.heardAt = self._reactor.seconds()
         self._forgetIfUnused(queue)
 
     def _forgetIfUnused(self, queue: _Service) -> None:
@@ -437,9 +467,16 @@ class MajordomoBroker:
 
     # -- time --------------------------------------------------------------------------------
 
-    def _expiry(self) -> float:
-        """When a worker heard from now expires if nothing more is heard from it."""
-        return float(self._reactor.seconds()) + self.heartbeatLiveness * self.heartbeatInterval
+    def _expired(self, worker: _Worker, now: float) -> bool:
+        """Whether ``worker`` has been silent too long: idle, for ``heartbeatLiveness``
+        intervals; busy, for ``busyWorkerExpiry`` seconds (never when that is ``None``)."""
+        if worker.client is None:
+            silence = self.heartbeatLiveness * self.heartbeatInterval
+        elif self.busyWorkerExpiry is None:
+            return False
+        else:
+            silence = self.busyWorkerExpiry
+        return now >= worker.heardAt + silence
 
     def _guardedTick(self) -> None:
         # An exception escaping a LoopingCall stops it for good, and with it every
@@ -453,8 +490,12 @@ class MajordomoBroker:
         """Every heartbeat interval: expire silent workers and stale requests, heartbeat."""
         now = self._reactor.seconds()
         for worker in list(self._workers.values()):
-            if worker.expiresAt <= now:
-                self._forget(worker, "expired: no heartbeat")
+            if self._expired(worker, now):
+                if worker.client is None:
+                    why = "expired: no heartbeat"
+                else:
+                    why = f"expired: silent for {self.busyWorkerExpiry} s while busy"
+                self._forget(worker, why)
                 continue
             # The RFC: peers should not send HEARTBEAT while they send other commands.
             if worker.sentSinceTick or self._sendToWorker(worker, HEARTBEAT):
@@ -466,6 +507,7 @@ class MajordomoBroker:
                 while requests and requests[0].queuedAt <= oldest:
                     request = requests.popleft()
                     self._queued -= 1
+                    self._expiredCount += 1
                     self._log.warn(
                         "{broker}: request for {service!r} from {client!r} waited"
                         " {expiry} s for a worker; dropped",

@@ -64,14 +64,20 @@ class MajordomoWorker:
     result goes back as the REPLY.
 
     Worker and broker heartbeat each other every ``heartbeatInterval`` seconds. When the
-    broker sends DISCONNECT, or is silent for ``heartbeatLiveness`` intervals, the worker
-    closes its socket and, after a delay, connects on a new one and sends READY again. The
-    delay starts at ``reconnectDelay``, doubles with each reconnection up to
-    ``maxReconnectDelay``, and starts over once the broker is heard from.
+    broker sends DISCONNECT, or is silent for ``heartbeatLiveness`` intervals while the
+    worker holds no request, the worker closes its socket and, after a delay, connects on a
+    new one and sends READY again. The delay starts at ``reconnectDelay``, doubles with each
+    reconnection up to ``maxReconnectDelay``, and starts over once the broker is heard from.
 
-    - A request being handled when the connection is replaced: the handler runs on, and its
-      reply is dropped (and logged), since the broker it came through is gone or has
-      forgotten this worker. The client's timeout and retry recover the request.
+    - While the worker holds a request (its handler runs), the broker's silence does not
+      count: the Guide's brokers heartbeat only idle workers. The request's reply is sent
+      when the handler finishes, however long it took, and the countdown starts afresh
+      from then (a broker that died meanwhile is noticed ``heartbeatLiveness`` intervals
+      after the reply).
+    - A request being handled when the connection is replaced (DISCONNECT, or the factory
+      closed it): the handler runs on, and its reply is dropped (and logged), since the
+      broker it came through is gone or has forgotten this worker. The client's timeout and
+      retry recover the request.
     - A handler that raises, fails, or returns something that is not a reply: the failure is
       logged with its traceback, the client gets nothing (its timeout and retry apply), and
       the worker sends DISCONNECT and registers afresh on a new socket at once, because a
@@ -137,6 +143,9 @@ class MajordomoWorker:
         self._nextDelay = reconnectDelay
         self._reconnectCall: DelayedCall | None = None
         self._handling: set[Deferred[Any]] = set()
+        # Requests in hand that came on the current connection: while there are any, the
+        # broker's silence is not held against it.
+        self._inHand = 0
         self._stopped = False
         self._heartbeat = LoopingCall(self._guardedTick)
         self._heartbeat.clock = self._reactor
@@ -172,6 +181,7 @@ class MajordomoWorker:
 
     def _open(self) -> None:
         self._connection = _WorkerConnection(self)
+        self._inHand = 0
         self._expiresAt = self._expiry()
         self._send(READY, self.service)
         self._log.info("{worker}: connected, sent READY", worker=self)
@@ -250,7 +260,7 @@ class MajordomoWorker:
     def _tick(self) -> None:
         if self._connection is None:
             return  # waiting to reconnect
-        if self._reactor.seconds() >= self._expiresAt:
+        if not self._inHand and self._reactor.seconds() >= self._expiresAt:
             self._reconnect(
                 f"heard nothing from the broker in {self.heartbeatLiveness} heartbeats"
             )
@@ -292,14 +302,21 @@ class MajordomoWorker:
             self._handle(connection, command.client, command.body)
 
     def _handle(self, connection: _WorkerConnection, client: bytes, body: list[bytes]) -> None:
+        self._inHand += 1
         result: Deferred[Any] = maybeDeferred(self.handler, *body)
         self._handling.add(result)
+        result.addBoth(self._handled, result, connection)
         result.addCallback(self._replyWith, connection, client)
         result.addErrback(self._handlerFailed, connection)
-        result.addBoth(self._handled, result)
 
-    def _handled(self, _: object, result: Deferred[Any]) -> None:
+    def _handled(self, outcome: object, result: Deferred[Any], connection: object) -> object:
         self._handling.discard(result)
+        if connection is self._connection:
+            self._inHand -= 1
+            # The broker may have been silent all along (as the Guide's is to busy workers):
+            # its countdown starts now, with the reply.
+            self._expiresAt = max(self._expiresAt, self._expiry())
+        return outcome
 
     def _replyWith(self, reply: Any, connection: _WorkerConnection, client: bytes) -> None:
         try:
