@@ -9,7 +9,7 @@ import pytest
 import pytest_twisted
 from twisted.internet.defer import CancelledError
 
-from tests.ha.conftest import HEARTBEAT, lasting, until
+from tests.ha.conftest import HEARTBEAT, Echo, lasting, until
 from txzmq2 import (
     ZmqConnectionClosed,
     ZmqEndpoint,
@@ -109,17 +109,20 @@ async def test_restarted_primary_comes_back_passive(pair):
 
 
 @pytest_twisted.ensureDeferred
-async def test_restarted_primary_does_not_serve_before_it_has_heard_the_active_backup(pair):
+async def test_restarted_primary_does_not_serve_before_it_has_heard_the_active_backup(
+    pair, zmq_address
+):
     primary, _backup = await runningPair(pair)
     primary.shutdown()
     await client(pair, False).sendMsg(b"vote", timeout=TRY, retries=5)
-    restarted = BinaryStar(
-        pair.factory, True, pair.stateAddresses[True], pair.stateAddresses[False], HEARTBEAT
-    )
-    pair.keep(restarted)
-    # A request at once, before any state message can have arrived: not a vote yet.
-    assert restarted._clientRequest() is False
-    assert restarted.state == "primary"
+    restarted = pair.node(True, serve=False)
+    server = pair.keep(Echo(pair.factory, ZmqEndpoint("bind", zmq_address("ipc"))))
+    restarted.serve(server)
+    direct = pair.keep(ZmqREQConnection(pair.factory, ZmqEndpoint("connect", server.lastEndpoint)))
+    # At once, before it can have heard anything: starting, it gives the backup two
+    # heartbeats to speak up; then it hears it active and stands by.
+    with pytest.raises(ZmqRequestTimeoutError):
+        await direct.sendMsg(b"too early", timeout=TRY)
     await until(lambda: restarted.state == "passive")
 
 
@@ -296,3 +299,11 @@ async def test_a_majordomo_broker_serves_clients_only_while_active_and_workers_a
 
 def echo(*frames: bytes) -> list[bytes]:
     return list(frames)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_node_shut_down_drops_the_requests_of_what_it_served(pair):
+    primary, _backup = await runningPair(pair)
+    primary.shutdown()
+    with pytest.raises(ZmqRequestTimeoutError):
+        await client(pair, True).sendMsg(b"hi", timeout=TRY)

@@ -183,7 +183,11 @@ class BinaryStar:
         return waiter
 
     def shutdown(self) -> None:
-        """Stop heartbeating and close the state sockets; waiters fail. Idempotent."""
+        """
+        Stop heartbeating and close the state sockets; waiters fail. The served
+        connections stay open, but their requests are dropped from now on: the peer no
+        longer hears this node and may take over. Idempotent.
+        """
         if self._stopped:
             return
         self._stopped = True
@@ -206,10 +210,11 @@ class BinaryStar:
 
     def _clientRequest(self) -> bool:
         """A client request arrived: whether it is delivered (the vote decides)."""
+        if self._stopped:
+            # Out of the pair: its peer no longer hears it, and may be taking over.
+            return False
         if self.state is BinaryStarState.active:
             return True
-        if self._stopped:
-            return False
         if self.state is not BinaryStarState.backup and self._peerSilent():
             self._log.info(
                 "{node}: a client request while the peer is silent: taking over", node=self
