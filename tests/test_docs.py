@@ -16,6 +16,7 @@ Sphinx directives (```` ```{toctree} ````) are not code blocks.
 from __future__ import annotations
 
 import os
+import pkgutil
 import re
 import subprocess
 import sys
@@ -133,3 +134,20 @@ def test_documented_trial_module_passes(block: Block, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PASSED" in result.stdout
+
+
+def test_every_public_module_is_in_the_api_reference() -> None:
+    import txzmq2
+
+    documented = set(
+        re.findall(
+            r"^\.\. automodule:: (\S+)$", (ROOT / "docs" / "reference.md").read_text(), re.M
+        )
+    )
+    public = {
+        module.name
+        for module in pkgutil.walk_packages(txzmq2.__path__, "txzmq2.")
+        if not any(part.startswith("_") for part in module.name.split("."))
+        and not module.name.startswith("txzmq2.bench.")  # tooling: its package is listed
+    }
+    assert public - documented == set(), "add these to docs/reference.md"
