@@ -307,3 +307,26 @@ async def test_a_node_shut_down_drops_the_requests_of_what_it_served(pair):
     primary.shutdown()
     with pytest.raises(ZmqRequestTimeoutError):
         await client(pair, True).sendMsg(b"hi", timeout=TRY)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_state_message_that_is_no_state_is_logged_and_changes_nothing(pair, logged):
+    from txzmq2 import ZmqPubConnection
+
+    backup = pair.node(False, serve=False)
+    # A stranger publishing on the primary's state address.
+    stranger = pair.keep(
+        ZmqPubConnection(pair.factory, ZmqEndpoint("bind", pair.stateAddresses[True]))
+    )
+
+    def dropped() -> list[dict]:
+        return [e for e in logged if "dropped a state message" in (e.get("log_format") or "")]
+
+    # Published until one arrives (a subscriber joins late: the first ones are lost).
+    for _ in range(500):
+        if dropped():
+            break
+        stranger.publish(b"\xffnonsense", b"bstar")
+        await lasting(0.01)
+    assert dropped()
+    assert backup.state == "backup"

@@ -279,3 +279,22 @@ async def test_a_server_at_its_concurrency_bound_stops_reading_and_drops_nothing
 def test_max_concurrency_is_at_least_one(zmq_factory):
     with pytest.raises(ValueError):
         FreelanceServer(zmq_factory, "tcp://127.0.0.1:*", lambda *f: f, maxConcurrency=0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_server_drops_a_message_that_is_neither_ping_nor_request(zmq_factory, made, logged):
+    from txzmq2 import ZmqDealerConnection, ZmqEndpoint
+
+    answers: list[list[bytes]] = []
+
+    class Raw(ZmqDealerConnection):
+        def gotMessage(self, *frames: bytes) -> None:
+            answers.append(list(frames))
+
+    flp = server(zmq_factory, made, b"s")
+    made.append(Raw(zmq_factory, ZmqEndpoint("connect", flp.lastEndpoint)))
+    made[-1].send([b"hello"])
+    made[-1].send([b"PING"])
+    await until(lambda: answers)
+    assert answers == [[b"PONG"]]
+    assert [e for e in logged if "neither PING nor a request" in (e.get("log_format") or "")]

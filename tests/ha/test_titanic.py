@@ -215,3 +215,17 @@ async def test_a_tsp_client_written_from_the_rfc_talks_to_the_service(titanic):
     assert seen["reply"] == [b"200", b"hi"]
     assert seen["close"] == [b"200"]
     assert seen["after close"] == [b"400"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_request_without_a_body_is_refused_with_500(titanic):
+    def ask() -> list[bytes]:
+        context: zmq.Context[Any] = zmq.Context()
+        try:
+            return rfcRequest(context, titanic.address, b"titanic.request", b"echo")
+        finally:
+            context.term()
+
+    reply = await inThread(ask)
+    assert reply[0].startswith(b"500")
+    assert titanic.service.unanswered == 0
