@@ -26,6 +26,7 @@ COMMANDS = [
     "push",
     "pull",
     "keygen",
+    "info",
 ]
 """Every command that has a ``--help`` of its own (``bench`` passes it to its suite)."""
 

@@ -110,6 +110,55 @@ def _runDemo(args: argparse.Namespace) -> NoReturn:
     react(_demo, (args.rounds,))
 
 
+def _versions() -> str:
+    """``--version``: txzmq2's version, then those of what it runs on."""
+    from txzmq2 import capabilities
+
+    found = capabilities()
+    return (
+        f"txzmq2 {found.txzmq2} (pyzmq {found.pyzmq}, libzmq {found.libzmq}, "
+        f"Twisted {found.twisted}, Python {found.python})"
+    )
+
+
+def _addInfoArguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print it as one JSON object")
+
+
+def _runInfo(args: argparse.Namespace) -> int:
+    import json
+
+    import zmq
+
+    from txzmq2 import capabilities
+    from txzmq2._capabilities import MECHANISMS, TRANSPORTS
+
+    found = capabilities()
+    if args.json:
+        print(json.dumps(found.asDict()))
+        return 0
+
+    def present(names: tuple[str, ...], known: tuple[str, ...]) -> str:
+        missing = [name for name in known if name not in names]
+        return " ".join(names) + (f"  (not: {' '.join(missing)})" if missing else "")
+
+    draft = "yes" if found.draftAPI else "no"
+    if not found.draftAPI:
+        draft += " (pyzmq without ZMQ_DRAFT_API)" if not zmq.DRAFT_API else " (libzmq without)"
+    for label, value in (
+        ("txzmq2", found.txzmq2),
+        ("pyzmq", found.pyzmq),
+        ("libzmq", found.libzmq),
+        ("Twisted", found.twisted),
+        ("Python", found.python),
+        ("transports", present(found.transports, TRANSPORTS)),
+        ("mechanisms", present(found.mechanisms, MECHANISMS)),
+        ("draft API", draft),
+    ):
+        print(f"{label:<11}{value}")
+    return 0
+
+
 def _bench(argv: list[str]) -> int:
     # Imported only when asked for: the suite's imports are not the command's.
     from txzmq2.bench.runner import main as runBenchmarks
@@ -638,6 +687,16 @@ class _Command:
 
 _COMMANDS: list[_Command] = [
     _Command(
+        "info",
+        "print the versions, and the transports, mechanisms and draft API libzmq has",
+        "Print txzmq2's, pyzmq's, libzmq's, Twisted's and Python's versions and which "
+        "transports, security mechanisms and draft socket types this libzmq has "
+        "(txzmq2.capabilities() as text, or as JSON with --json). See "
+        "docs/transports.md for a libzmq with more.",
+        _addInfoArguments,
+        _runInfo,
+    ),
+    _Command(
         "demo",
         "run a REP server and a REQ client on tcp loopback and time a few round trips",
         "Run a REP server and a REQ client on tcp loopback in one reactor, "
@@ -817,15 +876,13 @@ def _documentation(page: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from txzmq2 import __version__
-
     parser = _Parser(
         prog="txzmq2",
         description="ZeroMQ for Twisted: devices and one-liners for a live ZeroMQ system.",
         epilog="Exit status: 0 success (or stopped by SIGINT/SIGTERM), 1 failure, "
         f"2 bad usage (a bad option or address). See {_documentation('cli')}",
     )
-    parser.add_argument("--version", action="version", version=f"txzmq2 {__version__}")
+    parser.add_argument("--version", action="version", version=_versions())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in _COMMANDS:
         sub = commands.add_parser(
