@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from tests.examples import ROOT, TIMEOUT, exampleOutput, runExample
+from txzmq2 import capabilities
 
 EXAMPLES = ROOT / "examples"
 
@@ -89,6 +90,22 @@ EXPECTED: dict[str, list[Expectation]] = {
         "client: closed requests are forgotten",
         "client: all 3 requests answered across a restart",
     ],
+    "async_consumer.py": [
+        "producer: sent 10 jobs and END",
+        (r"^consumer: finished job \d+$", 10),
+        "consumer: done, 10 jobs",
+    ],
+    "stream_http.py": [
+        (r"^server: listening on http://127\.0\.0\.1:\d+$", 1),
+        "client: GET / -> 200 hello from a ZeroMQ STREAM socket",
+        "client: GET /hello -> 200 hello from a ZeroMQ STREAM socket",
+        "client: GET /missing -> 404 no such page",
+    ],
+    "websocket_echo.py": [
+        (r"^server: listening on ws://127\.0\.0\.1:\d+/echo$", 1),
+        "client: websocket -> echo: websocket",
+        "client: 3 replies over websocket",
+    ],
     "async_client_server.py": [
         (r"^client-[abc]: sent 5 requests$", 3),
         (r"^client-[abc]: reply to request \d from worker \d$", 15),
@@ -112,13 +129,22 @@ def assertOutput(output: str, expected: list[Expectation]) -> None:
                 assert len(matching) == count, f"{len(matching)} lines match {pattern!r}"
 
 
+# Examples needing a transport the pyzmq wheels' libzmq lacks (docs/transports.md).
+NEEDS_TRANSPORT = {"websocket_echo.py": "ws"}
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_example_runs_to_completion_and_prints_its_story(name: str) -> None:
+    transport = NEEDS_TRANSPORT.get(name)
+    if transport is not None and transport not in capabilities().transports:
+        pytest.skip(f"libzmq {capabilities().libzmq} has no {transport} transport")
     assertOutput("\n".join(exampleOutput(f"examples/{name}")), EXPECTED[name])
 
 
 # Examples whose feature has a test directory of its own are run there.
 RUN_ELSEWHERE = {
+    # On every reactor, in a network namespace of its own, for each multicast transport.
+    "multicast_ticker.py": "tests/core/test_transports.py",
     "mdp_demo.py": "tests/mdp/test_example.py",
     "rpc_service.py": "tests/rpc/test_example.py",
     "secure_service.py": "tests/security/test_secure_example.py",
