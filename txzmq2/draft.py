@@ -134,7 +134,7 @@ class ZmqRadioConnection(_TaggedConnection):
     receives = False
 
     def publish(self, group: bytes | str, data: bytes) -> None:
-        """Send ``data`` to the DISH peers in ``group`` (at most 15 bytes of UTF-8)."""
+        """Send ``data`` to the DISH peers in ``group`` (at most 255 bytes of UTF-8)."""
         self.send([_group(group), data])
 
     def _tagFrame(self, frame: zmq.Frame, tag: bytes) -> None:
