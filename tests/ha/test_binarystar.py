@@ -330,3 +330,33 @@ async def test_a_state_message_that_is_no_state_is_logged_and_changes_nothing(pa
         await lasting(0.01)
     assert dropped()
     assert backup.state == "backup"
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_actives_that_meet_again_resolve_to_the_primary(pair, zmq_address, logged):
+    # An island split, as the docs warn against: each node with clients of its own and
+    # no word from the other (each listens where the other does not publish).
+    nowhere = {True: zmq_address("ipc"), False: zmq_address("ipc")}
+    nodes = {}
+    for primary in (True, False):
+        nodes[primary] = pair.keep(
+            BinaryStar(
+                pair.factory, primary, pair.stateAddresses[primary], nowhere[primary], HEARTBEAT
+            )
+        )
+        server = pair.keep(Echo(pair.factory, ZmqEndpoint("bind", pair.serverAddresses[primary])))
+        nodes[primary].serve(server)
+    # The backup once saw an active primary (so it may take over), then lost it.
+    nodes[False]._heardPeer(b"active")
+    assert nodes[False].state == "passive"
+    for primary in (True, False):
+        await client(pair, primary).sendMsg(b"vote", timeout=TRY, retries=10)
+    assert (nodes[True].state, nodes[False].state) == ("active", "active")
+    # The link heals: each now hears the other.
+    for primary in (True, False):
+        nodes[primary]._subscriber.addEndpoints(
+            [ZmqEndpoint("connect", pair.stateAddresses[not primary])]
+        )
+    await until(lambda: nodes[False].state == "passive")
+    assert nodes[True].state == "active"
+    assert [e for e in logged if "the backup yields" in (e.get("log_format") or "")]
