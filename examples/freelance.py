@@ -1,7 +1,8 @@
 """
 Freelance: brokerless reliable request-reply between a client and three servers.
 
-- Three ``FreelanceServer``\\ s on tcp loopback answer each request with their name.
+- Three Freelance servers (``FreelanceServer``) on tcp loopback answer each request with
+  their name.
 - The ``FreelanceClient`` pings each server every 0.1 s and sends each request to one
   server it believes alive, preferring the one that answered last, then the earlier ones.
   A try unanswered within 0.2 s goes to the next server.
