@@ -193,8 +193,8 @@ class _ZapHandler(ZmqREPConnection):
             # given up on that handshake, or will; nothing to answer.
             self._log.warn("ZAP: a decision came after its request was forgotten")
 
-    def _connectionClosed(self) -> None:
-        super()._connectionClosed()
+    def connectionClosed(self) -> None:
+        super().connectionClosed()
         for decision in list(self._deciding.values()):
             decision.cancel()
 

@@ -1,304 +1,120 @@
 """
-ZmqConnection: the only code that touches a ZeroMQ socket's FD and ``EVENTS``.
+ZmqConnection: one ZeroMQ socket on the reactor, the public face of a connection.
 
-ZeroMQ's ``ZMQ_FD`` is edge-triggered and only says "something changed". Any ``send``,
-``recv``, ``bind``, ``connect``, option change or ``getsockopt(EVENTS)`` may consume that edge
-while messages are waiting, after which the FD stays quiet until something *else* happens.
-So every such operation here is followed, sooner or later in the same reactor turn, by a
-*pass* (:meth:`ZmqConnection._runPass`): flush queued sends, read a bounded batch, read
-``EVENTS`` and, if work remains, schedule another pass with ``callLater(0)``. Passes are
-coalesced: at most one is ever scheduled.
+Behind it, one owner per invariant: the FD engine (:mod:`txzmq2._engine`, the only code that
+reads the socket and its ``EVENTS``), the outbound side (:mod:`txzmq2._outbound`: what libzmq
+refused for now, bounded, with flush, retry, drain waiters and producer pacing), the socket
+options (:mod:`txzmq2._options`) and the security set-up (:mod:`txzmq2._security`). Socket
+types subclass this and keep to framing: they never touch the FD, ``EVENTS`` or the queue.
 """
 
 from __future__ import annotations
 
-import errno
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from time import monotonic
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeAlias, cast
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
 import zmq
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.defer import TimeoutError as DeferredTimeout
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IConsumer, IPushProducer, IReadDescriptor
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zmq.backend import Socket as _BaseSocket
-from zmq.utils import z85
 from zope.interface import implementer
 
+from txzmq2._engine import _Engine
+from txzmq2._frames import Frame, Message, MessageLike, ownFrames, toFrames
 from txzmq2._logging import RateLimitedLogger
+from txzmq2._options import applyOptions
+from txzmq2._outbound import _Outbound
+from txzmq2._security import ZmqSecurity
 from txzmq2.endpoint import ZmqEndpoint, ZmqEndpointType
 from txzmq2.errors import (
     ZmqConnectionClosed,
     ZmqEndpointError,
-    ZmqTimeoutError,
+    ZmqStateError,
     ZmqUnroutableError,
 )
 
 if TYPE_CHECKING:
-    from twisted.internet.base import DelayedCall
-
+    from txzmq2._reactor import ReactorLike
     from txzmq2.factory import ZmqFactory
-    from txzmq2.monitor import ZmqMonitorEvent, ZmqSocketMonitor, _EventStream
+    from txzmq2.monitor import ZmqMonitorEvent, ZmqSocketMonitor
 
 __all__ = [
     "Frame",
     "Message",
     "MessageLike",
     "ZmqConnection",
-    "ZmqEndpoint",  # txZMQ programs import both from txzmq.connection
+    "ZmqConnectionStats",
+    "ZmqEndpoint",
     "ZmqEndpointType",
     "ZmqSecurity",
 ]
 
-Frame: TypeAlias = "bytes | bytearray | memoryview"
-"""One frame as accepted by ``send``; frames received are always ``bytes``."""
-Message: TypeAlias = "list[bytes]"
-"""A whole multipart message as received: its frames, in order."""
-MessageLike: TypeAlias = "Frame | Sequence[Frame]"
-"""What ``send`` accepts: one frame, or a sequence of frames."""
+# Kept importable under their old names (other modules and users' code import them).
+_toFrames = toFrames
+_ownFrames = ownFrames
 
-# Plain ints: arithmetic on pyzmq's IntFlag constants costs more than the send itself.
 _NOBLOCK = int(zmq.NOBLOCK)
 _NOBLOCK_SNDMORE = int(zmq.NOBLOCK | zmq.SNDMORE)
-_POLLIN = int(zmq.POLLIN)
-_POLLOUT = int(zmq.POLLOUT)
-_EVENTS = int(zmq.EVENTS)
 # Below this size pyzmq copies a frame anyway; above it, zero-copy sends pay off.
 _ZERO_COPY_MIN = zmq.COPY_THRESHOLD
+_EHOSTUNREACH = zmq.EHOSTUNREACH
 
 # Socket types that refuse (EAGAIN) per peer, named by a message's first frame: their
 # outbound queues are kept per peer (the draft SERVER's first frame is its routing id).
 _ROUTED = frozenset({int(zmq.ROUTER), int(zmq.STREAM), int(zmq.SERVER)})
 
-# Backoff of flush retries while a ROUTER peer stays full (seconds).
-_RETRY_MIN = 0.001
-_RETRY_MAX = 0.05
-
-# Class attribute -> socket option, applied (when not None) before any bind or connect.
-_SOCKET_OPTIONS: tuple[tuple[str, int], ...] = (
-    ("sendHighWaterMark", zmq.SNDHWM),
-    ("recvHighWaterMark", zmq.RCVHWM),
-    ("maxMessageSize", zmq.MAXMSGSIZE),
-    ("tcpKeepalive", zmq.TCP_KEEPALIVE),
-    ("tcpKeepaliveCount", zmq.TCP_KEEPALIVE_CNT),
-    ("tcpKeepaliveIdle", zmq.TCP_KEEPALIVE_IDLE),
-    ("tcpKeepaliveInterval", zmq.TCP_KEEPALIVE_INTVL),
-    ("reconnectInterval", zmq.RECONNECT_IVL),
-    ("reconnectIntervalMax", zmq.RECONNECT_IVL_MAX),
-    ("allowLoopbackMulticast", zmq.MULTICAST_LOOP),
-    ("multicastRate", zmq.RATE),
-    ("immediate", zmq.IMMEDIATE),
-    ("heartbeatInterval", zmq.HEARTBEAT_IVL),
-    ("heartbeatTimeout", zmq.HEARTBEAT_TIMEOUT),
-    ("heartbeatTtl", zmq.HEARTBEAT_TTL),
-    ("zapDomain", zmq.ZAP_DOMAIN),
+# Socket types whose sockets refuse recv: a connection of these never reads.
+_SEND_ONLY = frozenset(
+    int(getattr(zmq, name)) for name in ("PUB", "PUSH", "RADIO", "SCATTER") if hasattr(zmq, name)
 )
 
 
-def _curveKey(key: bytes | str, name: str) -> bytes:
-    """A CURVE key as libzmq takes it: 40 characters of Z85, or 32 raw bytes."""
-    try:
-        data = key.encode("ascii") if isinstance(key, str) else bytes(key)
-    except UnicodeEncodeError:
-        raise ValueError(f"{name} is not valid Z85 text") from None
-    if len(data) == 40:
-        try:
-            z85.decode(data)
-        except (ValueError, KeyError):
-            raise ValueError(f"{name} is not valid Z85 text") from None
-        return data
-    if len(data) == 32:
-        return data
-    raise ValueError(f"{name} must be 40 characters of Z85 or 32 raw bytes, not {len(data)}")
+class _EventSource(Protocol):
+    """What a connection needs of its socket-event stream (:mod:`txzmq2.monitor`)."""
+
+    def whenConnected(self, timeout: float | None) -> Deferred[ZmqMonitorEvent]: ...
+
+    def view(
+        self, events: int, callback: Callable[[ZmqMonitorEvent], object] | None
+    ) -> ZmqSocketMonitor: ...
+
+    def close(self) -> None: ...
+
+    @property
+    def succeeded(self) -> int:
+        """Handshakes completed so far."""
+        ...
 
 
-def _utf8(text: str | bytes) -> bytes:
-    return text.encode("utf-8") if isinstance(text, str) else text
-
-
-class ZmqSecurity(NamedTuple):
+class ZmqConnectionStats:
     """
-    How a connection authenticates and encrypts: the socket options of one mechanism.
-    Give it to a connection's constructor (``security=``), or to the Majordomo and RPC
-    classes, which apply it to every socket they make. Build one with the class methods.
+    Message counts of one connection, from :meth:`ZmqConnection.stats`.
+
+    :ivar sent: messages handed to libzmq.
+    :ivar received: whole messages read from libzmq.
+    :ivar queued: messages waiting in the outbound queue now.
+    :ivar dropped: outbound messages dropped: past ``sendQueueLimit`` (ROUTER), to a peer
+        that vanished, or still queued at shutdown.
+    :ivar discarded: inbound messages dropped whole for having more than
+        ``maxFramesPerMessage`` frames.
     """
 
-    options: tuple[tuple[int, int | bytes], ...]
+    __slots__ = ("discarded", "dropped", "queued", "received", "sent")
 
-    @classmethod
-    def curveServer(
-        cls, publicKey: bytes | str, secretKey: bytes | str, zapDomain: str | None = None
-    ) -> ZmqSecurity:
-        """Serve CURVE with this key pair (see :meth:`ZmqConnection.useCurveServer`).
+    def __init__(self, sent: int, received: int, queued: int, dropped: int, discarded: int):
+        self.sent = sent
+        self.received = received
+        self.queued = queued
+        self.dropped = dropped
+        self.discarded = discarded
 
-        :raises ValueError: for a malformed key."""
-        return cls(
-            (
-                (zmq.CURVE_SERVER, 1),
-                (zmq.CURVE_PUBLICKEY, _curveKey(publicKey, "publicKey")),
-                (zmq.CURVE_SECRETKEY, _curveKey(secretKey, "secretKey")),
-                *_zapDomain(zapDomain),
-            )
+    def __repr__(self) -> str:
+        return (
+            f"<ZmqConnectionStats sent={self.sent} received={self.received} "
+            f"queued={self.queued} dropped={self.dropped} discarded={self.discarded}>"
         )
-
-    @classmethod
-    def curveClient(
-        cls, publicKey: bytes | str, secretKey: bytes | str, serverKey: bytes | str
-    ) -> ZmqSecurity:
-        """Talk CURVE to the server with ``serverKey`` (see
-        :meth:`ZmqConnection.useCurveClient`).
-
-        :raises ValueError: for a malformed key."""
-        return cls(
-            (
-                (zmq.CURVE_PUBLICKEY, _curveKey(publicKey, "publicKey")),
-                (zmq.CURVE_SECRETKEY, _curveKey(secretKey, "secretKey")),
-                (zmq.CURVE_SERVERKEY, _curveKey(serverKey, "serverKey")),
-            )
-        )
-
-    @classmethod
-    def plainServer(cls, zapDomain: str | None = None) -> ZmqSecurity:
-        """Accept PLAIN clients (see :meth:`ZmqConnection.usePlainServer`)."""
-        return cls(((zmq.PLAIN_SERVER, 1), *_zapDomain(zapDomain)))
-
-    @classmethod
-    def plainClient(cls, username: str | bytes, password: str | bytes) -> ZmqSecurity:
-        """Log in to PLAIN servers (see :meth:`ZmqConnection.usePlainClient`)."""
-        return cls(((zmq.PLAIN_USERNAME, _utf8(username)), (zmq.PLAIN_PASSWORD, _utf8(password))))
-
-
-def _zapDomain(zapDomain: str | None) -> tuple[tuple[int, bytes], ...]:
-    return () if zapDomain is None else ((zmq.ZAP_DOMAIN, _utf8(zapDomain)),)
-
-
-def _toFrames(message: MessageLike) -> list[bytes]:
-    """
-    Normalise what a user passed to ``send`` into a fresh list of ``bytes`` frames.
-
-    Mutable buffers (``bytearray``, ``memoryview``) are copied here: the frame may wait in
-    the outbound queue, or go to libzmq without a copy, after ``send`` has returned and the
-    caller has reused its buffer.
-
-    :raises TypeError: for ``str`` (ZeroMQ carries bytes; encode first) or non-bytes frames.
-    :raises ValueError: for an empty sequence (a message has at least one frame).
-    """
-    if type(message) is bytes:
-        return [message]
-    if isinstance(message, (bytes, bytearray, memoryview)):
-        return [bytes(message)]
-    if isinstance(cast(object, message), str):
-        raise TypeError("ZeroMQ frames are bytes, not str: encode the message first")
-    return _ownFrames(list(message))
-
-
-def _ownFrames(frames: list[Any]) -> list[bytes]:
-    """
-    :func:`_toFrames` for a list the caller has just built and hands over: its frames are
-    checked, and converted to ``bytes`` where needed, in place.
-    """
-    for frame in frames:
-        if type(frame) is not bytes:
-            break
-    else:
-        if frames:
-            return frames  # the hot path: all bytes already
-    if not frames:
-        raise ValueError("a message needs at least one frame")
-    for index, frame in enumerate(frames):
-        if type(frame) is not bytes:
-            if isinstance(frame, zmq.Frame):
-                frames[index] = frame.bytes  # txZMQ passed these through
-            elif isinstance(frame, (bytes, bytearray, memoryview)):
-                frames[index] = bytes(frame)
-            else:
-                raise TypeError(f"ZeroMQ frames are bytes, not {type(frame).__name__}")
-    return frames
-
-
-class _OutboundQueue:
-    """
-    Messages libzmq refused for now (EAGAIN), in order per destination.
-
-    Most sockets have one destination as far as EAGAIN goes. A ROUTER (with
-    ``ROUTER_MANDATORY``; without it libzmq drops instead) refuses per peer: a full peer
-    must not hold back messages to the others, so its queue is kept per identity (the
-    first frame). Order is kept per destination, which is all ZeroMQ promises anyway.
-    """
-
-    __slots__ = ("byDestination", "length", "routed")
-
-    def __init__(self, routed: bool) -> None:
-        self.routed = routed
-        self.byDestination: dict[bytes | None, deque[list[bytes]]] = {}
-        self.length = 0
-
-    def holds(self, frames: list[bytes]) -> bool:
-        """True when earlier messages to the same destination are still waiting."""
-        return (frames[0] if self.routed else None) in self.byDestination
-
-    def append(self, frames: list[bytes]) -> None:
-        key = frames[0] if self.routed else None
-        queue = self.byDestination.get(key)
-        if queue is None:
-            queue = self.byDestination[key] = deque()
-        queue.append(frames)
-        self.length += 1
-
-    def flush(self, send: Callable[[list[bytes]], None]) -> tuple[int, int]:
-        """
-        Hand queued messages to ``send`` until each destination refuses (``zmq.Again``).
-
-        :return: how many were sent, and how many were dropped because their peer is gone.
-        """
-        sent = dropped = 0
-        for key, queue in list(self.byDestination.items()):
-            while queue:
-                try:
-                    send(queue[0])
-                except zmq.Again:
-                    break
-                except ZmqUnroutableError:
-                    dropped += len(queue)
-                    self.length -= len(queue)
-                    queue.clear()
-                    break
-                queue.popleft()
-                self.length -= 1
-                sent += 1
-            if not queue:
-                del self.byDestination[key]
-        return sent, dropped
-
-    def find(self, frames: list[bytes]) -> deque[list[bytes]] | None:
-        """The queue holding this very message object, if it is still waiting."""
-        queue = self.byDestination.get(frames[0] if self.routed else None)
-        if queue is not None and any(waiting is frames for waiting in queue):
-            return queue
-        return None
-
-    def discard(self, frames: list[bytes]) -> bool:
-        """Take this very message object out, if it is still waiting; True if it was."""
-        queue = self.find(frames)
-        if queue is None:
-            return False
-        for index, waiting in enumerate(queue):
-            if waiting is frames:
-                del queue[index]
-                break
-        self.length -= 1
-        if not queue:
-            del self.byDestination[frames[0] if self.routed else None]
-        return True
-
-    def clear(self) -> int:
-        """Forget everything; return how many messages that was."""
-        count, self.length = self.length, 0
-        self.byDestination.clear()
-        return count
 
 
 @implementer(IReadDescriptor, IConsumer, IPushProducer)
@@ -307,8 +123,9 @@ class ZmqConnection:
     One ZeroMQ socket driven by the factory's reactor.
 
     Subclasses set :attr:`socketType` and turn whole messages into their own callbacks by
-    overriding :meth:`messageReceived`. Socket options are class attributes; one left as
-    ``None`` keeps libzmq's default.
+    overriding :meth:`messageReceived`; objects that compose a connection instead give a
+    ``receiver``. Socket options are class attributes; one left as ``None`` keeps libzmq's
+    default.
 
     Flow control speaks Twisted's language. As an ``IConsumer`` the connection accepts a
     producer (:meth:`registerProducer`) and pauses it while more than
@@ -324,15 +141,25 @@ class ZmqConnection:
     :param factory: the factory giving the context and reactor.
     :param endpoint: an endpoint to bind or connect right away.
     :param identity: the socket's routing id (``ZMQ_ROUTING_ID``), for ROUTER peers.
+    :param security: the CURVE or PLAIN set-up (:class:`ZmqSecurity`).
+    :param receiver: called with each whole message instead of :meth:`messageReceived`
+        (for objects that compose connections, such as :class:`~txzmq2.proxy.ZmqProxy`).
+    :param monitored: watch socket events from creation (default: the class attribute
+        :attr:`monitored`).
+    :raises ZmqEndpointError: when binding or connecting ``endpoint`` fails.
     """
 
-    socketType: ClassVar[int]
-    """The ZeroMQ socket type, such as ``zmq.DEALER``; set by each subclass."""
-    receives: ClassVar[bool] = True
-    """False for send-only types (PUB, PUSH), whose sockets refuse ``recv``."""
-    monitored: ClassVar[bool] = True
-    """Watch the socket's events from creation, for :meth:`whenConnected` and
-    :meth:`monitor` (costs one inproc socket per connection)."""
+    socketType: ClassVar[int] = zmq.PAIR
+    """The ZeroMQ socket type, such as ``zmq.DEALER``; set by each subclass (txZMQ's
+    name; PAIR when a subclass sets none)."""
+    receives: ClassVar[bool | None] = None
+    """Whether the connection reads its socket. ``None`` (the default) follows
+    :attr:`socketType`: PUB, PUSH, RADIO and SCATTER sockets refuse ``recv``, so
+    connections of those types never read."""
+    monitored: ClassVar[bool] = False
+    """Watch the socket's events from creation. Otherwise they are watched from the first
+    call of :meth:`whenConnected` or :meth:`monitor` on: a connection that never asks costs
+    no monitor sockets (a monitor costs two of the context's ``MAX_SOCKETS``)."""
 
     highWaterMark: int | None = None
     """Both high-water marks at once (messages); ``sendHighWaterMark`` and
@@ -366,13 +193,28 @@ class ZmqConnection:
     readBatchSize: int = 1000
     """Most messages one read pass delivers before yielding to the reactor."""
     readBatchSeconds: float = 0.004
-    """Longest a read pass runs before yielding to the reactor."""
+    """Longest a read pass runs before yielding to the reactor (checked between messages
+    and every 128 frames inside a long one)."""
+    maxFramesPerMessage: int = 10_000
+    """Most frames a message received may have; a longer one is read (within the read
+    budget) and dropped whole, counted in ``stats().discarded`` and logged."""
     sendQueueHighWater: int = 1000
     """Outbound queue length above which a registered producer is paused."""
     sendQueueLowWater: int = 250
     """Outbound queue length at or below which a paused producer is resumed."""
+    sendQueueLimit: int | None = None
+    """Most messages the outbound queue holds per destination while libzmq refuses them.
+    ``None`` (the default): for a ROUTER, the socket's send high-water mark, per peer, past
+    which a message is dropped (counted and logged), as libzmq's ROUTER drops at its own;
+    for every other type, no bound (``send`` never loses a message). Set on a non-ROUTER,
+    ``send`` past it raises :class:`~txzmq2.errors.ZmqSendQueueFull`."""
+
+    receiver: Callable[[Message], object] | None = None
+    """Called with each whole message instead of :meth:`messageReceived` when set."""
 
     _log: ClassVar[Logger] = RateLimitedLogger()
+    # Set by txzmq2.monitor when it is imported (it imports this module, not the reverse).
+    _eventSourceType: ClassVar[Callable[[ZmqConnection], _EventSource] | None] = None
 
     def __init__(
         self,
@@ -380,91 +222,82 @@ class ZmqConnection:
         endpoint: ZmqEndpoint | None = None,
         identity: bytes | str | None = None,
         security: ZmqSecurity | None = None,
+        receiver: Callable[[Message], object] | None = None,
+        monitored: bool | None = None,
     ) -> None:
         if factory.shuttingDown:
             raise ZmqConnectionClosed(f"{factory!r} is shutting down; no new connections")
         self.factory = factory
         self.endpoints: list[ZmqEndpoint] = []
+        """What is bound and connected now; a bind is listed resolved (``tcp://127.0.0.1:*``
+        with the port the OS chose)."""
         self.identity = identity.encode() if isinstance(identity, str) else identity
         self.security = security
-        self._reactor: Any = factory.reactor
-        self.socket: zmq.Socket[bytes] = factory.context.socket(self.socketType)
+        if receiver is not None:
+            self.receiver = receiver
+        self._reactor: ReactorLike = factory.reactor
+        self.socket: zmq.Socket[bytes] = factory._newSocket(self.socketType)
         self._closed = False
         self._closing = False
-        self._inPass = False
-        self._passCall: DelayedCall | None = None
         self._readPaused = False
-        self._outbound = _OutboundQueue(routed=self.socketType in _ROUTED)
-        # Armed while queued messages wait on a peer that POLLOUT does not speak for.
-        self._retryCall: DelayedCall | None = None
-        self._retryDelay = _RETRY_MIN
-        # An IPushProducer or IPullProducer (zope interfaces are opaque to mypy).
-        self._producer: Any = None
-        self._producerStreaming = False
-        self._producerPaused = False
-        self._pullCall: DelayedCall | None = None
-        # whenSendQueueEmpty's Deferreds, fired once the outbound queue has drained.
-        self._drainWaiters: list[Deferred[None]] = []
-        # The first frame of the message being delivered, for messageProperty.
-        self._deliveringFrame: zmq.Frame | None = None
+        self._events: _EventSource | None = None
         try:
-            self._applyOptions()
-            self.fd: int = self.socket.get(zmq.FD)
-            # pyzmq's Cython send/recv, past the Python wrappers (which only add DRAFT
-            # routing_id/group handling): a third of the per-frame cost on the hot path.
+            applyOptions(self, self.socket)
+            self.fd: int = cast(int, self.socket.get(zmq.FD))
+            # pyzmq's Cython send, past the Python wrapper (which only adds DRAFT routing_id
+            # and group handling): a third of the per-frame cost on the hot path.
             self._send = _BaseSocket.send.__get__(self.socket)
-            self._recv = _BaseSocket.recv.__get__(self.socket)
-            self._getOption = _BaseSocket.get.__get__(self.socket)
+            routed = self.socketType in _ROUTED
+            limit = self.sendQueueLimit
+            if limit is None and routed:
+                limit = cast(int, self.socket.get(zmq.SNDHWM)) or None
+            self._outbound = _Outbound(self, self._sendFrames, routed, limit, routed)
+            reads = self.receives
+            if reads is None:
+                reads = self.socketType not in _SEND_ONLY
+            self._engine = _Engine(self, reads)
         except BaseException:
             self.socket.close(linger=0)
             raise
+        self._discarded = 0
         factory.connections.add(self)
         self._reactor.addReader(self)
         # Messages may already be waiting (an inproc peer): look once, whatever the FD says.
-        self._schedulePass()
-        self._events: _EventStream | None = None
-        if self.monitored:
-            from txzmq2.monitor import _EventStream
-
-            # Before any bind or connect: a handshake can complete before the next statement.
-            try:
-                self._events = _EventStream(self)
-            except BaseException:
-                self.shutdown()
-                raise
-        if endpoint is not None:
-            try:
+        self._engine.schedulePass()
+        try:
+            if monitored or (monitored is None and self.monitored):
+                # Before any bind or connect: a handshake can complete before the next line.
+                self._eventSource()
+            if endpoint is not None:
                 self.addEndpoints([endpoint])
-            except BaseException:
-                # The caller gets no reference to a connection whose constructor raised.
-                self.shutdown()
-                raise
+        except BaseException:
+            # The caller gets no reference to a connection whose constructor raised.
+            self.shutdown()
+            raise
 
-    def _applyOptions(self) -> None:
-        socket = self.socket
-        socket.set(zmq.LINGER, self.factory.lingerPeriod)
-        if self.highWaterMark is not None:
-            socket.set(zmq.SNDHWM, self.highWaterMark)
-            socket.set(zmq.RCVHWM, self.highWaterMark)
-        for attribute, option in _SOCKET_OPTIONS:
-            value = getattr(self, attribute)
-            if value is not None:
-                socket.set(option, _utf8(value) if isinstance(value, str) else value)
-        if self.identity is not None:
-            socket.set(zmq.ROUTING_ID, self.identity)
-        if self.security is not None:
-            for option, setting in self.security.options:
-                socket.set(option, setting)
-        self._applyTypeOptions()
-
-    def _applyTypeOptions(self) -> None:
+    def applySocketOptions(self) -> None:
         """
-        Hook for socket types with options of their own (set before any bind or connect).
+        Hook for socket types with options of their own: called once, before any bind or
+        connect, after the common options are set. Set them on ``self.socket``.
         """
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else ", ".join(e.address for e in self.endpoints)
+        if self._closed:
+            state = "closed"
+        else:
+            state = ", ".join(f"{e.type.value} {e.address}" for e in self.endpoints)
         return f"<{type(self).__name__} {state or 'unbound'}>"
+
+    def stats(self) -> ZmqConnectionStats:
+        """This connection's message counts so far (a snapshot)."""
+        outbound = self._outbound
+        return ZmqConnectionStats(
+            outbound.sent,
+            self._engine.received,
+            outbound.length,
+            outbound.dropped,
+            self._discarded,
+        )
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -473,7 +306,8 @@ class ZmqConnection:
         Bind or connect to each endpoint, in order.
 
         :raises ValueError: for a malformed endpoint (nothing after it is attempted).
-        :raises zmq.ZMQError: when libzmq refuses the address (in use, unreachable...).
+        :raises ZmqEndpointError: when libzmq refuses the address (in use, unresolvable,
+            unreachable...); it is also a ``zmq.ZMQError``.
         :raises ZmqConnectionClosed: after :meth:`shutdown`.
         """
         self._checkOpen()
@@ -481,19 +315,48 @@ class ZmqConnection:
             for endpoint in endpoints:
                 endpoint = ZmqEndpoint(*endpoint)
                 endpoint.validate()
-                if endpoint.type == ZmqEndpointType.bind:
-                    self.socket.bind(endpoint.address)
-                    # Recorded resolved ("tcp://127.0.0.1:*" as the port chosen): unbind
-                    # accepts nothing else. (libzmq 4.3 gives udp's without the "udp://".)
-                    resolved = self.socket.get_string(zmq.LAST_ENDPOINT)
-                    if "://" in resolved:
-                        endpoint = endpoint._replace(address=resolved)
-                else:
-                    self.socket.connect(endpoint.address)
+                endpoint = ZmqEndpoint(ZmqEndpointType(endpoint.type), endpoint.address)
+                try:
+                    if endpoint.type == ZmqEndpointType.bind:
+                        self.socket.bind(endpoint.address)
+                        # Recorded resolved ("tcp://127.0.0.1:*" as the port chosen): unbind
+                        # accepts nothing else. (libzmq 4.3 gives udp's without the "udp://".)
+                        resolved = self.socket.get_string(zmq.LAST_ENDPOINT)
+                        if "://" in resolved:
+                            endpoint = endpoint._replace(address=resolved)
+                    else:
+                        self.socket.connect(endpoint.address)
+                except zmq.ZMQError as error:
+                    raise self._endpointError(endpoint, error) from None
                 self.endpoints.append(endpoint)
         finally:
             # bind() and connect() process pending commands and can consume the FD's edge.
-            self._schedulePass()
+            self._engine.schedulePass()
+
+    def _endpointError(self, endpoint: ZmqEndpoint, error: zmq.ZMQError) -> ZmqEndpointError:
+        """
+        A one-line error naming the endpoint and libzmq's real reason. With a monitor on
+        the socket, libzmq's failed bind or connect reports an event, which overwrites errno
+        with EAGAIN: then the same call on a throwaway socket of the same type tells the
+        real reason.
+        """
+        number = error.errno
+        if number == zmq.EAGAIN:
+            probe = self.factory.context.socket(self.socketType)
+            try:
+                probe.set(zmq.LINGER, 0)
+                if endpoint.type == ZmqEndpointType.bind:
+                    probe.bind(endpoint.address)
+                else:
+                    probe.connect(endpoint.address)
+            except zmq.ZMQError as real:
+                number = real.errno
+            finally:
+                probe.close(linger=0)
+        reason = zmq.strerror(number) if number is not None else str(error)
+        return ZmqEndpointError(
+            endpoint.address, f"cannot {endpoint.type.value} {endpoint.address}: {reason}", number
+        )
 
     def removeEndpoints(self, endpoints: Iterable[ZmqEndpoint]) -> None:
         """
@@ -525,7 +388,7 @@ class ZmqConnection:
                 self.endpoints.remove(endpoint)
         finally:
             # As bind() and connect(): pending commands run, the FD's edge may be consumed.
-            self._schedulePass()
+            self._engine.schedulePass()
 
     @property
     def lastEndpoint(self) -> str:
@@ -546,7 +409,7 @@ class ZmqConnection:
         try:
             self.socket.set(option, value)
         finally:
-            self._schedulePass()
+            self._engine.schedulePass()
 
     # -- security ----------------------------------------------------------------------------
     # libzmq applies a socket's security settings to the binds and connects made after them.
@@ -566,7 +429,7 @@ class ZmqConnection:
         :param zapDomain: the ZAP domain the authenticator sees (default: none, ``"*"``
             rules apply).
         :raises ValueError: for a malformed key.
-        :raises RuntimeError: once an endpoint has been bound or connected.
+        :raises ZmqStateError: once an endpoint has been bound or connected.
         """
         self._setSecurity(ZmqSecurity.curveServer(publicKey, secretKey, zapDomain))
 
@@ -581,7 +444,7 @@ class ZmqConnection:
         :param secretKey: this client's secret key (Z85 text or 32 raw bytes).
         :param serverKey: the server's public key; a server with another key is refused.
         :raises ValueError: for a malformed key.
-        :raises RuntimeError: once an endpoint has been bound or connected.
+        :raises ZmqStateError: once an endpoint has been bound or connected.
         """
         self._setSecurity(ZmqSecurity.curveClient(publicKey, secretKey, serverKey))
 
@@ -591,7 +454,7 @@ class ZmqConnection:
         :meth:`addEndpoints`. The passwords are checked by the ZAP handler
         (:class:`~txzmq2.auth.ZmqAuthenticator`); without one, libzmq refuses every client.
 
-        :raises RuntimeError: once an endpoint has been bound or connected.
+        :raises ZmqStateError: once an endpoint has been bound or connected.
         """
         self._setSecurity(ZmqSecurity.plainServer(zapDomain))
 
@@ -599,14 +462,14 @@ class ZmqConnection:
         """
         Log in to PLAIN servers as ``username``. Call before :meth:`addEndpoints`.
 
-        :raises RuntimeError: once an endpoint has been bound or connected.
+        :raises ZmqStateError: once an endpoint has been bound or connected.
         """
         self._setSecurity(ZmqSecurity.plainClient(username, password))
 
     def _setSecurity(self, security: ZmqSecurity) -> None:
         self._checkOpen()
         if self.endpoints:
-            raise RuntimeError(
+            raise ZmqStateError(
                 f"{self!r}: security must be set up before the first bind or connect"
             )
         self.security = security
@@ -623,7 +486,7 @@ class ZmqConnection:
         :return: the property's value, or ``None`` when the message has no such property or
             no message is being delivered.
         """
-        frame = self._deliveringFrame
+        frame = self._engine.deliveringFrame
         if frame is None:
             return None
         try:
@@ -638,12 +501,19 @@ class ZmqConnection:
         Wait until a peer has completed the ZeroMQ handshake with this connection (at once
         if one is connected already). inproc peers produce no events: use tcp or ipc.
 
+        Socket events are watched from creation when :attr:`monitored` is set (or the
+        constructor's ``monitored=True``), else from the first call of this method or
+        :meth:`monitor`: a handshake that completed before that is not seen. So call it
+        before :meth:`addEndpoints` (construct without an endpoint, call it, then add the
+        endpoints), or construct with ``monitored=True``.
+
         :return: a Deferred firing with the ``EVENT_HANDSHAKE_SUCCEEDED``
             :class:`~txzmq2.monitor.ZmqMonitorEvent`; failing with
             :class:`~txzmq2.errors.ZmqTimeoutError` after ``timeout`` seconds, or
             :class:`~txzmq2.errors.ZmqConnectionClosed` if the connection shuts down first.
+        :raises ZmqConnectionClosed: after :meth:`shutdown`.
         """
-        return self._eventStream().whenConnected(timeout)
+        return self._eventSource().whenConnected(timeout)
 
     def monitor(
         self,
@@ -653,15 +523,33 @@ class ZmqConnection:
         """
         Watch this socket's events (a mask of ``zmq.EVENT_*``): each one goes to
         ``callback`` and to the monitor's ``waitFor`` Deferreds. Stop it with ``stop()``;
-        it stops by itself with the connection.
-        """
-        return self._eventStream().view(events, callback)
+        it stops by itself with the connection. Events before the first call are seen only
+        with :attr:`monitored` set (see :meth:`whenConnected`).
 
-    def _eventStream(self) -> _EventStream:
+        :raises ZmqConnectionClosed: after :meth:`shutdown`.
+        """
+        return self._eventSource().view(events, callback)
+
+    def _eventSource(self) -> _EventSource:
+        """The connection's socket-event stream, started on first use."""
         self._checkOpen()
         if self._events is None:
-            raise RuntimeError(f"{type(self).__name__}.monitored is False: no socket events")
+            start = ZmqConnection._eventSourceType
+            if start is None:
+                raise ZmqStateError("txzmq2.monitor is not imported: no socket events")
+            self._events = start(self)
         return self._events
+
+    @property
+    def everConnected(self) -> bool | None:
+        """
+        Whether a peer has completed a handshake since socket events were watched
+        (``None`` when they are not watched: then nothing is known).
+        """
+        events = self._events
+        if events is None:
+            return None
+        return events.succeeded > 0
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -671,32 +559,34 @@ class ZmqConnection:
 
         Never raises ``zmq.Again``: when libzmq is at its high-water mark the message waits in
         this connection's outbound queue and leaves, in order, as soon as the socket is
-        writable again. (PUB and ROUTER sockets drop at the high-water mark instead, as
-        libzmq defines them to.)
+        writable again. That queue is bounded by :attr:`sendQueueLimit` per destination:
+        by default a ROUTER drops past the socket's high-water mark per peer (as libzmq's
+        ROUTER does itself without ``routerMandatory``) and other types never lose a
+        message. PUB sockets drop at the high-water mark inside libzmq, as it defines them to.
 
         :raises ZmqConnectionClosed: after :meth:`shutdown`.
         :raises TypeError: when a frame is not bytes-like.
+        :raises ZmqSendQueueFull: past :attr:`sendQueueLimit`, when one is set on a
+            connection other than a ROUTER.
         :raises ZmqUnroutableError: a ROUTER with ``ZMQ_ROUTER_MANDATORY`` has no peer of
             that identity.
         """
-        self._sendMessage(_toFrames(message))
+        self._sendMessage(toFrames(message))
 
-    def _sendMessage(self, frames: list[bytes]) -> None:
-        """``send`` for frames already normalised; the list object itself is what queues."""
+    def _sendMessage(self, frames: list[bytes]) -> int | None:
+        """
+        ``send`` for frames already normalised; the list object itself is what queues.
+
+        :return: the token of the queued message (see ``_Outbound.remove``), or ``None``.
+        """
         if self._closed:
             raise ZmqConnectionClosed(f"{self!r} is shut down; cannot send")
-        if self._outbound.length and self._outbound.holds(frames):
-            # Keep order: nothing overtakes what is already queued for its destination.
-            self._enqueue(frames)
-        else:
-            try:
-                self._sendFrames(frames)
-            except zmq.Again:
-                self._enqueue(frames)
-            finally:
-                # The send may have consumed the FD's edge with replies already waiting.
-                if not self._inPass:
-                    self._schedulePass()
+        try:
+            return self._outbound.send(frames)
+        finally:
+            # The send may have consumed the FD's edge with replies already waiting.
+            if not self._engine.inPass:
+                self._engine.schedulePass()
 
     def _sendFrames(self, frames: list[bytes]) -> None:
         # A multipart message is accepted or refused as a whole at its first frame, so
@@ -708,44 +598,17 @@ class ZmqConnection:
             frame = frames[-1]
             send(frame, _NOBLOCK, len(frame) < _ZERO_COPY_MIN)
         except zmq.ZMQError as error:
-            if error.errno == zmq.EHOSTUNREACH:
+            if error.errno == _EHOSTUNREACH:
                 raise ZmqUnroutableError(
                     f"no connected peer with identity {bytes(frames[0])!r}"
                 ) from None
             raise
 
-    def _enqueue(self, frames: list[bytes]) -> None:
-        self._outbound.append(frames)
-        if (
-            self._producer is not None
-            and self._producerStreaming
-            and not self._producerPaused
-            and self._outbound.length > self.sendQueueHighWater
-        ):
-            self._producerPaused = True
-            self._callProducer("pauseProducing", self._producer)
-
-    def _flush(self) -> int:
-        """Send what libzmq now accepts from the outbound queue; return how many left."""
-        sent, dropped = self._outbound.flush(self._sendFrames)
-        if dropped:
-            self._log.warn(
-                "{connection}: dropped {count} queued message(s) to a vanished peer",
-                connection=self,
-                count=dropped,
-            )
-        if (
-            self._producer is not None
-            and not self._closing
-            and self._outbound.length <= self.sendQueueLowWater
-        ):
-            self._wantMoreFromProducer()
-        return sent + dropped
-
     def whenSendQueueEmpty(self, timeout: float | None = None) -> Deferred[None]:
         """
-        Wait until every message :meth:`send` queued has been handed to libzmq (at once if
-        none waits). libzmq may still hold them: closing with a linger delivers those.
+        Wait until every message :meth:`send` queued has left the outbound queue: handed to
+        libzmq, or taken out because its request ended (at once if none waits). libzmq may
+        still hold them: closing with a linger delivers those.
 
         :return: a Deferred firing with ``None``; failing with
             :class:`~txzmq2.errors.ZmqTimeoutError` after ``timeout`` seconds, or
@@ -754,29 +617,7 @@ class ZmqConnection:
         :raises ZmqConnectionClosed: after :meth:`shutdown`.
         """
         self._checkOpen()
-        if not self._outbound.length:
-            return succeed(None)
-        waiter: Deferred[None] = Deferred(self._drainWaiters.remove)
-        self._drainWaiters.append(waiter)
-        if timeout is not None:
-
-            def timedOut(failure: Failure) -> Failure:
-                if isinstance(failure.value, DeferredTimeout):
-                    raise ZmqTimeoutError(f"send queue not empty after {timeout} s")
-                return failure
-
-            waiter.addTimeout(timeout, self._reactor).addErrback(timedOut)
-        return waiter
-
-    def _fireDrainWaiters(self, dropped: int = 0) -> None:
-        waiters, self._drainWaiters = self._drainWaiters, []
-        for waiter in waiters:
-            if dropped:
-                waiter.errback(
-                    ZmqConnectionClosed(f"{self!r} shut down with {dropped} message(s) queued")
-                )
-            else:
-                waiter.callback(None)
+        return self._outbound.whenEmpty(timeout)
 
     @property
     def sendQueueLength(self) -> int:
@@ -793,66 +634,22 @@ class ZmqConnection:
         messages are queued and resumed at :attr:`sendQueueLowWater`; a pull producer is
         asked for the next message whenever the queue is at or below the low-water mark.
 
-        :raises RuntimeError: when a producer is already registered.
+        :raises ZmqStateError: when a producer is already registered (also a
+            ``RuntimeError``).
         """
-        if self._producer is not None:
-            raise RuntimeError(f"{self!r} already has a producer: {self._producer!r}")
         if self._closed:
             producer.stopProducing()
             return
-        self._producer = producer
-        self._producerStreaming = streaming
-        self._producerPaused = False
-        if streaming and self._outbound.length > self.sendQueueHighWater:
-            self._producerPaused = True
-            self._callProducer("pauseProducing", self._producer)
-        elif not streaming:
-            self._wantMoreFromProducer()
+        self._outbound.registerProducer(producer, streaming)
 
     def unregisterProducer(self) -> None:
         """Forget the registered producer (if any)."""
-        self._producer = None
-        self._producerPaused = False
-        if self._pullCall is not None:
-            self._pullCall.cancel()
-            self._pullCall = None
+        self._outbound.unregisterProducer()
 
     def write(self, data: bytes) -> None:
         """``IConsumer.write``: send ``data`` as a one-frame message."""
         self.send(data)
-        if self._producer is not None and not self._producerStreaming:
-            if self._outbound.length <= self.sendQueueLowWater:
-                self._wantMoreFromProducer()
-
-    def _wantMoreFromProducer(self) -> None:
-        producer = self._producer
-        if producer is None:
-            return
-        if self._producerStreaming:
-            if self._producerPaused:
-                self._producerPaused = False
-                self._callProducer("resumeProducing", self._producer)
-        elif self._pullCall is None:
-            # Ask on the next turn, not from inside the producer's own write().
-            self._pullCall = self._reactor.callLater(0, self._askPullProducer)
-
-    def _askPullProducer(self) -> None:
-        self._pullCall = None
-        if self._producer is not None and not self._closed:
-            self._callProducer("resumeProducing", self._producer)
-
-    def _callProducer(self, method: str, producer: Any) -> None:
-        # A producer's error must not escape into a pass (stranding messages) or into the
-        # reactor (which would drop this connection).
-        try:
-            getattr(producer, method)()
-        except Exception:
-            self._log.failure(
-                "{connection}: producer {producer!r} failed in {method}",
-                connection=self,
-                producer=producer,
-                method=method,
-            )
+        self._outbound.wrote()
 
     # -- IPushProducer (of what this connection reads) ---------------------------------------
 
@@ -863,7 +660,7 @@ class ZmqConnection:
     def resumeProducing(self) -> None:
         """Deliver messages again, starting with those that waited."""
         self._readPaused = False
-        self._schedulePass()
+        self._engine.schedulePass()
 
     def stopProducing(self) -> None:
         """``IProducer.stopProducing``: shut the connection down."""
@@ -885,142 +682,34 @@ class ZmqConnection:
 
     def doRead(self) -> None:
         """The reactor saw the FD signal: run a pass."""
-        self._runPass(woken=True)
+        self._engine.runPass(True)
 
     def connectionLost(self, reason: Failure) -> None:
         """The reactor dropped this descriptor (at reactor shutdown): shut down."""
         self.shutdown()
 
     def _schedulePass(self) -> None:
-        if self._passCall is None and not self._closed:
-            self._passCall = self._reactor.callLater(0, self._scheduledPass)
-
-    def _scheduledPass(self) -> None:
-        self._passCall = None
-        self._runPass()
+        self._engine.schedulePass()
 
     def _runPass(self, woken: bool = False) -> None:
-        """
-        Flush queued sends, deliver a bounded batch of messages, then look at ``EVENTS``
-        and schedule another pass if anything is left to do.
-        """
-        if self._closed:
-            return
-        if self._inPass:
-            # A callback re-entered us; finish the current pass and come back.
-            self._schedulePass()
-            return
-        self._inPass = True
-        stuck = False
-        try:
-            if self._outbound.length:
-                sent = self._flush()
-                # For one destination, POLLOUT after a fruitless flush means the EVENTS read
-                # below processed its becoming writable: go again. For a ROUTER, POLLOUT
-                # may speak only for other peers.
-                stuck = sent == 0 and self._outbound.routed and self._outbound.length > 0
-            events: int | None = None
-            if self.receives and not self._readPaused:
-                events = self._readBatch(woken)
-            if self.closed:  # a callback shut us down (the property: mypy narrows _closed)
-                return
-            if events is None:
-                # Reading EVENTS consumes the edge too, so act on what it says right here.
-                events = self._getOption(_EVENTS)
-        except zmq.ContextTerminated:
-            self._log.warn("{connection}: context terminated under it", connection=self)
-            self.shutdown()
-            return
-        except zmq.ZMQError as error:
-            if error.errno == errno.EINTR:
-                self._schedulePass()
-                return
-            self._log.failure("{connection}: socket failed; shutting down", connection=self)
-            self.shutdown()
-            return
-        finally:
-            self._inPass = False
-            self._deliveringFrame = None
-        if not self._outbound.length:
-            self._retryDelay = _RETRY_MIN
-        if events & _POLLIN and self.receives and not self._readPaused:
-            self._schedulePass()
-        elif events & _POLLOUT and self._outbound.length:
-            if not stuck:
-                self._retryDelay = _RETRY_MIN
-                self._schedulePass()
-            elif self._retryCall is None:
-                # POLLOUT speaks for some other ROUTER peer; the one we wait on is still
-                # full. Spinning on POLLOUT would busy-loop, and the EVENTS read above may
-                # have consumed the edge of its becoming writable: retry on a backoff timer.
-                self._retryCall = self._reactor.callLater(self._retryDelay, self._retryFlush)
-                self._retryDelay = min(self._retryDelay * 2, _RETRY_MAX)
-        if self._drainWaiters and not self._outbound.length:
-            # Last: what the waiters do next (send more, shut down) finds the pass done.
-            self._fireDrainWaiters()
-
-    def _retryFlush(self) -> None:
-        self._retryCall = None
-        self._runPass()
-
-    def _readBatch(self, woken: bool) -> int | None:
-        """
-        Deliver up to a batch of messages. Returns ``EVENTS`` when reading them was the
-        last socket operation (the pass then need not read them again), else ``None``.
-        """
-        recv = self._recv
-        limit = self.readBatchSize
-        deadline = monotonic() + self.readBatchSeconds
-        count = 0
-        # Most wake-ups carry one message (request-reply). Ending a recv loop costs a
-        # zmq.Again exception, twice the price of reading EVENTS: so look before the
-        # second read, and before the first unless the FD woke us (then a message is
-        # almost always there, and recv itself processes libzmq's pending commands); a
-        # burst beyond that reads until Again.
-        probe = not woken
-        while count < limit:
-            if probe:
-                events: int = self._getOption(_EVENTS)
-                if not events & _POLLIN:
-                    return events
-            try:
-                frame = recv(_NOBLOCK, copy=False)
-            except zmq.Again:
-                return None
-            message = [frame.bytes]
-            self._deliveringFrame = frame  # its metadata, for messageProperty
-            # The rest of a multipart message is already here: messages arrive whole...
-            while frame.more:
-                try:
-                    frame = recv(_NOBLOCK, copy=False)
-                except zmq.Again:
-                    # ...except upstream at an XPUB, which may hand over a frame flagged
-                    # "more" and then drop the next one (a subscription it filters out).
-                    # The message ends here; what follows is the next one.
-                    break
-                message.append(frame.bytes)
-            count += 1
-            probe = count == 1
-            try:
-                self.messageReceived(message)
-            except Exception:
-                self._log.failure(
-                    "{connection}: unhandled error while delivering a message", connection=self
-                )
-            if self._closed or self._readPaused:
-                return None
-            if monotonic() > deadline:
-                return None
-        # Budget spent with POLLIN still set: the EVENTS check in _runPass schedules the rest.
-        return None
+        self._engine.runPass(woken)
 
     def messageReceived(self, message: Message) -> None:
         """
-        Called with each whole message read from the socket. Socket types override this to
-        decode their framing; an exception raised here is logged and the next message is
-        still delivered.
+        Called with each whole message read from the socket (unless a ``receiver`` was
+        given). Socket types override this to decode their framing; an exception raised
+        here is logged and the next message is still delivered.
         """
         raise NotImplementedError(f"{type(self).__name__} must override messageReceived")
+
+    def _discardedMessage(self, frames: int) -> None:
+        self._discarded += 1
+        self._log.warn(
+            "{connection}: dropped a message of {frames} frames (maxFramesPerMessage={bound})",
+            connection=self,
+            frames=frames,
+            bound=self.maxFramesPerMessage,
+        )
 
     # -- shutdown ----------------------------------------------------------------------------
 
@@ -1028,34 +717,26 @@ class ZmqConnection:
         """
         Close the socket with the factory's linger period and leave the reactor. Messages
         still in the outbound queue are handed to libzmq if it takes them, so linger can
-        deliver them; any it refuses are dropped (and counted in a log line). Idempotent.
+        deliver them; any it refuses are dropped (and counted in a log line). Then
+        :meth:`connectionClosed` runs. Idempotent, and whatever a hook or callback raises,
+        the socket is closed and every Deferred the connection handed out fires.
         """
         if self._closed or self._closing:
             return
         # Closing, not yet closed: a producer resumed by the last flush, or anything else,
         # must not re-enter (a nested shutdown would close the socket under this one).
         self._closing = True
+        outbound = self._outbound
+        droppedBefore = outbound.dropped
         try:
-            if self._outbound.length:
-                try:
-                    self._flush()
-                except zmq.ZMQError:
-                    pass  # closing anyway; what is left is dropped below
+            outbound.close()
+        except Exception:
+            self._log.failure("{connection}: error while flushing at shutdown", connection=self)
         finally:
             self._closed = True
-            for call in (self._passCall, self._pullCall, self._retryCall):
-                if call is not None and call.active():
-                    call.cancel()
-            self._passCall = self._pullCall = self._retryCall = None
+            self._engine.cancel()
             self._reactor.removeReader(self)
             self.factory.connections.discard(self)
-            dropped = self._outbound.clear()
-            if dropped:
-                self._log.warn(
-                    "{connection}: shut down with {count} unsent message(s) dropped",
-                    connection=self,
-                    count=dropped,
-                )
             try:
                 if self._events is not None:
                     self.socket.disable_monitor()
@@ -1065,18 +746,25 @@ class ZmqConnection:
                 self.socket.close(linger=self.factory.lingerPeriod)
         # User-visible consequences only now that the socket is closed: an errback that
         # shuts the factory down must not find this socket still open.
+        for step in (
+            self._closeEvents,
+            lambda: outbound.afterClose(outbound.dropped - droppedBefore),
+            self.connectionClosed,
+        ):
+            try:
+                step()
+            except Exception:
+                self._log.failure("{connection}: error while shutting down", connection=self)
+
+    def _closeEvents(self) -> None:
         if self._events is not None:
             self._events.close()
-        if self._drainWaiters:
-            self._fireDrainWaiters(dropped)
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            self._callProducer("stopProducing", producer)
-        self._connectionClosed()
 
-    def _connectionClosed(self) -> None:
+    def connectionClosed(self) -> None:
         """
-        Hook run once at the end of :meth:`shutdown`; socket types fail what is pending.
+        Called once at the end of :meth:`shutdown`, the socket closed: socket types fail
+        what is pending here. Override it (call the base class's); an exception it raises
+        is logged.
         """
 
     def _checkOpen(self) -> None:

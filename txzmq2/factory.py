@@ -1,16 +1,24 @@
 """
 The factory: one ZeroMQ context, one reactor, and the connections made on them.
+
+Invariant: once :meth:`ZmqFactory.shutdown` has started, it ends with every connection shut
+down, the context terminated (when the factory made it) and every waiter fired, whatever a
+hook or a connection raises on the way.
 """
 
 from __future__ import annotations
 
+import errno
+import resource
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import zmq
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
+
+from txzmq2.errors import ZmqError
 
 if TYPE_CHECKING:
     from txzmq2.connection import ZmqConnection
@@ -46,6 +54,9 @@ class ZmqFactory:
     :param lingerPeriod: milliseconds a closed socket keeps trying to deliver queued
         messages (default 100, or the class attribute); set on every socket, so shutdown
         never waits forever.
+    :param maxSockets: ZeroMQ sockets the context the factory creates may hold at once
+        (``ZMQ_MAX_SOCKETS``; default :attr:`maxSockets`). A connection is one socket; one
+        whose socket events are watched is three.
     """
 
     _log = Logger()
@@ -59,6 +70,10 @@ class ZmqFactory:
     """libzmq I/O threads of the context the factory creates."""
     lingerPeriod: int = 100
     """Milliseconds a closed socket keeps trying to deliver what it still holds."""
+    maxSockets: int = 16_384
+    """``ZMQ_MAX_SOCKETS`` of the context the factory creates (libzmq's own default is
+    1023). Each socket also holds a file descriptor: the process's open-file limit
+    (``ulimit -n``) must allow as many."""
 
     def __init__(
         self,
@@ -66,18 +81,23 @@ class ZmqFactory:
         context: zmq.Context[Any] | None = None,
         ioThreads: int | None = None,
         lingerPeriod: int | None = None,
+        maxSockets: int | None = None,
     ) -> None:
         # None: the class attribute, which txZMQ users set on a subclass.
         if ioThreads is not None:
             self.ioThreads = ioThreads
         if lingerPeriod is not None:
             self.lingerPeriod = lingerPeriod
+        if maxSockets is not None:
+            self.maxSockets = maxSockets
         if reactor is not None:
             self.reactor = reactor
         self._ownsContext = context is None
-        self.context: zmq.Context[Any] = (
-            zmq.Context(self.ioThreads) if context is None else context
-        )
+        if context is None:
+            context = zmq.Context(self.ioThreads)
+            # Before the first socket: libzmq sizes its socket table when that is made.
+            context.set(zmq.MAX_SOCKETS, min(self.maxSockets, context.get(zmq.SOCKET_LIMIT)))
+        self.context: zmq.Context[Any] = context
         self.connections: set[ZmqConnection] = set()
         self._shutdownWaiters: list[Deferred[None]] | None = None
         self._shutdownDone = False
@@ -88,6 +108,27 @@ class ZmqFactory:
     def shuttingDown(self) -> bool:
         """True from the first :meth:`shutdown` on: new connections are refused."""
         return self._shutdownWaiters is not None or self._shutdownDone
+
+    def _newSocket(self, socketType: int) -> zmq.Socket[bytes]:
+        """
+        A new socket of the context, or an error that names the limit that refused it.
+
+        :raises ZmqError: when the context's ``MAX_SOCKETS`` or the process's open-file
+            limit is reached.
+        """
+        try:
+            return cast("zmq.Socket[bytes]", self.context.socket(socketType))
+        except zmq.ZMQError as error:
+            if error.errno != errno.EMFILE:
+                raise
+            limit = self.context.get(zmq.MAX_SOCKETS)
+            files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            raise ZmqError(
+                f"{self!r}: no new ZeroMQ socket: the context's MAX_SOCKETS ({limit}; "
+                f"ZmqFactory(maxSockets=...)) or the process's open-file limit ({files}; "
+                "ulimit -n) is reached. A connection costs one socket and file, three while "
+                "its socket events are watched."
+            ) from None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} with {len(self.connections)} connection(s)>"
@@ -148,13 +189,25 @@ class ZmqFactory:
         # Errbacks fired by a closing connection may try to open new ones (a reconnect on
         # ZmqConnectionClosed): shuttingDown refuses them, and the loop catches any straggler.
         while self.connections:
-            self.connections.pop().shutdown()
+            connection = self.connections.pop()
+            try:
+                connection.shutdown()
+            except Exception:
+                # Its socket is closed whatever its hooks raised (ZmqConnection.shutdown):
+                # go on, so the context still terminates and every waiter fires.
+                self._log.failure(
+                    "{factory}: {connection!r} failed to shut down",
+                    factory=self,
+                    connection=connection,
+                )
         if not self._ownsContext:
             self._finishShutdown()
         elif not getattr(self.reactor, "running", False):
             # Nothing to block: terminate here (a script after reactor.run() returned).
-            self.context.term()
-            self._finishShutdown()
+            try:
+                self.context.term()
+            finally:
+                self._finishShutdown()
         else:
             self._termInThread()
         return first
@@ -184,4 +237,4 @@ class ZmqFactory:
             self.reactor.removeSystemEventTrigger(self._shutdownTrigger)
             self._shutdownTrigger = None
         for waiter in waiters:
-            waiter.callback(None)
+            waiter.callback(None)  # a raising callback is the Deferred's to log, not ours

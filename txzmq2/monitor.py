@@ -4,8 +4,9 @@ Deferreds, read on the reactor.
 
 libzmq reports a socket's events on an inproc PAIR socket (``zmq_socket_monitor``), and only
 one such monitor can exist per socket. So each connection has at most one event stream
-(:class:`_EventStream`), started before its first bind or connect so that no early event is
-missed, and any number of :class:`ZmqSocketMonitor` views on it.
+(:class:`_EventStream`), started on the first ``whenConnected``/``monitor`` call (or at
+creation for a connection with ``monitored`` set, so that no early event is missed), and any
+number of :class:`ZmqSocketMonitor` views on it. A connection that never asks pays nothing.
 
 inproc connections produce no events; ``whenConnected`` applies to tcp, ipc and the other
 network transports.
@@ -192,7 +193,11 @@ class _EventStream:
         # Never MONITOR_STOPPED: libzmq sends it with a blocking send, which hangs forever
         # if this reader was closed first (the reactor closes descriptors in any order).
         connection.socket.monitor(address, zmq.EVENT_ALL & ~zmq.EVENT_MONITOR_STOPPED)
-        self.reader = _EventReader(self, address)
+        try:
+            self.reader = _EventReader(self, address)
+        except BaseException:
+            connection.socket.disable_monitor()
+            raise
         self.connectedView = ZmqSocketMonitor(self, zmq.EVENT_HANDSHAKE_SUCCEEDED, None)
         self.views.add(self.connectedView)
 
@@ -234,3 +239,7 @@ class _EventStream:
 def _cancel(timer: DelayedCall | None) -> None:
     if timer is not None and timer.active():
         timer.cancel()
+
+
+# The connection module does not import this one (no import cycle): it finds the stream here.
+ZmqConnection._eventSourceType = _EventStream

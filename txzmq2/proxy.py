@@ -44,9 +44,9 @@ class ZmqProxy:
       subscriptions back).
     - PULL frontend, PUSH backend: a pipeline streamer (forward only).
 
-    The proxy takes over the two connections' deliveries (their own ``messageReceived`` is no
-    longer called) and shuts down with either of them, closing the capture connection if it
-    made it.
+    The proxy takes over the two connections' deliveries (it sets their ``receiver``; their
+    own ``messageReceived`` is no longer called) and shuts down with either of them, closing
+    the capture connection if it made it.
 
     :param factory: the factory of the connections (and of a capture endpoint).
     :param frontend: the connection facing clients (ROUTER, XSUB or PULL).
@@ -109,9 +109,10 @@ class ZmqProxy:
             if self._ownCapture is not None:
                 self._ownCapture.shutdown()
             raise
-        # Deliveries go straight to the other side; the connections' own hooks are bypassed.
-        frontend.messageReceived = self._fromFrontend  # type: ignore[method-assign]
-        backend.messageReceived = self._fromBackend  # type: ignore[method-assign]
+        # Deliveries go straight to the other side through the connections' receiver seam;
+        # their own messageReceived is bypassed.
+        frontend.receiver = self._fromFrontend
+        backend.receiver = self._fromBackend
 
     def _fromFrontend(self, message: Message) -> None:
         self._forward(message, self.backend)

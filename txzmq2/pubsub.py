@@ -109,7 +109,6 @@ class ZmqPubConnection(_Publisher):
     """A PUB socket: :meth:`publish` to every matching subscriber."""
 
     socketType = zmq.PUB
-    receives = False
 
 
 class ZmqSubConnection(_Subscriber):
@@ -141,7 +140,7 @@ class ZmqXPubConnection(_Publisher):
     xpubVerbose: bool | None = None
     """``ZMQ_XPUB_VERBOSE``: pass on every subscription, not only the first of each tag."""
 
-    def _applyTypeOptions(self) -> None:
+    def applySocketOptions(self) -> None:
         if self.xpubVerbose is not None:
             self.socket.set(zmq.XPUB_VERBOSE, int(self.xpubVerbose))
 

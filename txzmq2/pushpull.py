@@ -15,7 +15,6 @@ class ZmqPushConnection(ZmqConnection):
     """A PUSH socket: messages go round-robin to connected PULL peers."""
 
     socketType = zmq.PUSH
-    receives = False
 
     def push(self, message: MessageLike) -> None:
         """

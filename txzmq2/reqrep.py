@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import os
 from types import CoroutineType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import zmq
 from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.python.failure import Failure
 
+from txzmq2._deadlines import _Deadlines
 from txzmq2.connection import Frame, Message, ZmqConnection, _ownFrames
+from txzmq2.endpoint import ZmqEndpointType
 from txzmq2.errors import ZmqConnectionClosed, ZmqRequestTimeoutError, ZmqUnknownRequestError
-
-if TYPE_CHECKING:
-    from twisted.internet.base import DelayedCall
 
 __all__ = ["ZmqREPConnection", "ZmqREQConnection"]
 
@@ -58,10 +57,12 @@ class _Request:
     """
     One outstanding request. Its life has one owner, ``ZmqREQConnection._pending``: it is
     pending while in that map and ends (answered, timed out, cancelled or closed) when
-    ``_finish`` takes it out, which also stops its timer.
+    ``_finish`` takes it out. While its current try waits for libzmq, ``token`` names it
+    in the outbound queue; ``timed`` says whether its current try waits in the
+    connection's deadlines.
     """
 
-    __slots__ = ("deferred", "frames", "retriesLeft", "timeout", "timer")
+    __slots__ = ("deferred", "frames", "retriesLeft", "timed", "timeout", "token", "tries")
 
     def __init__(
         self, deferred: Deferred[Message], frames: list[bytes], timeout: float | None, retries: int
@@ -70,18 +71,35 @@ class _Request:
         self.frames = frames
         self.timeout = timeout
         self.retriesLeft = retries
-        self.timer: DelayedCall | None = None
+        self.tries = 0
+        self.token: int | None = None
+        self.timed = False
 
 
 class ZmqREQConnection(ZmqConnection):
     """
-    The client side of request-reply. A DEALER underneath, so any number of requests may be
-    outstanding; each reply is matched to its request by id.
+    The client side of request-reply. A DEALER underneath; each reply is matched to its
+    request.
 
+    With :attr:`requestIds` (the default) any number of requests may be outstanding: each
+    travels as ``[requestId, b"", *parts]`` and its reply comes back by id, in any order.
     Talks to REP and ROUTER peers directly, or through ROUTER/DEALER brokers.
+
+    With ``requestIds = False`` it speaks exactly a libzmq REQ socket's framing,
+    ``[b"", *parts]``, for peers that count frames (the ZeroMQ Guide's workers and
+    brokers): one request is on the wire at a time and the others wait in order; a retry,
+    or a request that ends without its reply, reconnects the socket (as the Lazy Pirate
+    pattern does), so a late reply can never answer another request.
+
+    Socket events are watched from creation (:attr:`monitored`), so that a timeout can say
+    whether any peer ever connected.
     """
 
     socketType = zmq.DEALER
+    monitored = True
+    requestIds: bool = True
+    """Prefix each request with an id (many in flight), or not (a libzmq REQ's framing,
+    one in flight); see the class docstring."""
     defaultRequestTimeout: float | None = None
     """Seconds a request waits for its reply when ``sendMsg`` is given no ``timeout``
     (``None``: forever)."""
@@ -90,7 +108,11 @@ class ZmqREQConnection(ZmqConnection):
         self._pending: dict[bytes, _Request] = {}
         self._requestIdPrefix = os.urandom(4)
         self._nextRequestId = 0
+        # Without request ids: the request on the wire, and the others in order.
+        self._onWire: bytes | None = None
+        self._deadlines: _Deadlines[bytes] | None = None
         super().__init__(*args, **kwargs)
+        self._deadlines = _Deadlines(self._reactor, self._timedOut)
 
     @property
     def pendingRequests(self) -> int:
@@ -108,7 +130,8 @@ class ZmqREQConnection(ZmqConnection):
             (the Lazy Pirate pattern: a retry may reach another server).
         :return: a Deferred that fires exactly once: with the reply frames
             (``list[bytes]``), or fails with :class:`~txzmq2.errors.ZmqRequestTimeoutError`
-            after the last try, ``CancelledError`` when cancelled, or
+            after the last try, ``CancelledError`` when cancelled,
+            :class:`~txzmq2.errors.ZmqSendQueueFull` past :attr:`sendQueueLimit`, or
             :class:`~txzmq2.errors.ZmqConnectionClosed` when the connection shuts down
             first (or already has).
         """
@@ -130,79 +153,148 @@ class ZmqREQConnection(ZmqConnection):
 
         deferred: Deferred[Message] = Deferred(cancel)
         try:
-            frames = _ownFrames([requestId, b"", *parts])
+            if self.requestIds:
+                frames = _ownFrames([requestId, b"", *parts])
+            else:
+                frames = _ownFrames([b"", *parts])
         except Exception:
             return fail()
         # Registered before sending: code running inside send() (a producer) may shut the
         # connection down, and the request must then fail like every other pending one.
         request = _Request(deferred, frames, timeout, retries)
         self._pending[requestId] = request
-        try:
-            self._sendMessage(frames)
-        except Exception:
-            self._finish(requestId)
-            return fail()
-        if timeout is not None and requestId in self._pending:
-            self._startTimer(requestId, request)
+        if self.requestIds or self._onWire is None:
+            try:
+                self._put(requestId, request)
+            except Exception:
+                self._finish(requestId)
+                return fail()
         return deferred
 
-    def _startTimer(self, requestId: bytes, request: _Request) -> None:
-        # Only for a request with a timeout (callers check: a call less on the hot path).
-        request.timer = self._reactor.callLater(request.timeout, self._timedOut, requestId)
+    def _put(self, requestId: bytes, request: _Request) -> None:
+        """Send a try of the request and start its deadline."""
+        if not self.requestIds:
+            self._onWire = requestId
+        request.tries += 1
+        request.token = self._sendMessage(request.frames)
+        if request.timeout is not None and requestId in self._pending:
+            assert self._deadlines is not None
+            self._deadlines.add(requestId, request.timeout)
+            request.timed = True
 
-    def _finish(self, requestId: bytes) -> _Request | None:
+    def _finish(self, requestId: bytes, answered: bool = False) -> _Request | None:
         """
-        End a request's life: take it out of the pending map, stop its timer, and take it
-        out of the outbound queue if it never left (a cancelled request is not sent later).
+        End a request's life, in O(1): take it out of the pending map, mark its deadline
+        stale, and take it out of the outbound queue if it never left (a cancelled request
+        is not sent later). Without request ids, the next request goes on the wire.
         """
         request = self._pending.pop(requestId, None)
-        if request is not None:
-            if request.timer is not None:
-                if request.timer.active():
-                    request.timer.cancel()
-                request.timer = None
-            if self._outbound.length:
-                self._outbound.discard(request.frames)
+        if request is None:
+            return None
+        if request.timed and self._deadlines is not None:
+            assert request.timeout is not None
+            self._deadlines.cancel(requestId, request.timeout)
+            request.timed = False
+        stillQueued = request.token is not None and self._outbound.remove(
+            request.frames, request.token
+        )
+        request.token = None
+        if self._onWire == requestId:
+            self._onWire = None
+            if not self._closed:
+                if request.tries and not stillQueued and not answered:
+                    # Ended without its reply: a late one must not answer the next request.
+                    self._reconnect()
+                self._putNext()
         return request
 
+    def _putNext(self) -> None:
+        for requestId, request in self._pending.items():
+            if not request.tries:
+                try:
+                    self._put(requestId, request)
+                except Exception:
+                    self._finish(requestId)
+                    request.deferred.errback()
+                return
+
+    def _reconnect(self) -> None:
+        """Drop the connections to our connect endpoints and make new ones (Lazy Pirate)."""
+        for endpoint in self.endpoints:
+            if endpoint.type == ZmqEndpointType.connect:
+                try:
+                    self.socket.disconnect(endpoint.address)
+                    self.socket.connect(endpoint.address)
+                except zmq.ZMQError:
+                    self._log.failure("{connection}: reconnect failed", connection=self)
+        self._schedulePass()
+
     def _timedOut(self, requestId: bytes) -> None:
-        request = self._pending.get(requestId)
-        if request is None:
-            return
-        request.timer = None
+        request = self._pending[requestId]
+        request.timed = False
         if request.retriesLeft > 0 and not self._closed:
             request.retriesLeft -= 1
-            # Same id: a late reply to an earlier try answers the request just as well.
-            # A try still waiting in the outbound queue (no server reachable) is not
-            # queued twice.
-            if self._outbound.find(request.frames) is None:
-                self._sendMessage(request.frames)
-            if requestId in self._pending:
-                self._startTimer(requestId, request)
+            queued = request.token is not None and self._outbound.holds(
+                request.frames, request.token
+            )
+            if not self.requestIds and not queued:
+                self._reconnect()
+            if queued:
+                # The try never left (no server reachable): it is not queued twice.
+                request.tries += 1
+                assert self._deadlines is not None and request.timeout is not None
+                self._deadlines.add(requestId, request.timeout)
+                request.timed = True
+            else:
+                # Same id: a late reply to an earlier try answers the request just as well.
+                try:
+                    self._put(requestId, request)
+                except Exception:
+                    self._finish(requestId)
+                    request.deferred.errback()
             return
         self._finish(requestId)
-        request.deferred.errback(ZmqRequestTimeoutError(f"no reply within {request.timeout} s"))
+        request.deferred.errback(ZmqRequestTimeoutError(self._timeoutMessage(request)))
+
+    def _timeoutMessage(self, request: _Request) -> str:
+        tries = "1 try" if request.tries == 1 else f"{request.tries} tries"
+        text = f"no reply within {request.timeout} s ({tries})"
+        if not self._engine.received and self.everConnected is False:
+            text += f"; no peer ever connected to {self!r}"
+        return text
 
     def messageReceived(self, message: Message) -> None:
-        if len(message) < 2 or message[1] != b"":
-            self._log.debug("{connection}: dropped a reply without envelope", connection=self)
-            return
-        request = self._finish(message[0])
+        if self.requestIds:
+            if len(message) < 2 or message[1] != b"":
+                self._log.debug("{connection}: dropped a reply without envelope", connection=self)
+                return
+            requestId = message[0]
+            body = message[2:]
+        else:
+            if not message or message[0] != b"" or self._onWire is None:
+                self._log.debug("{connection}: dropped an unexpected reply", connection=self)
+                return
+            requestId = self._onWire
+            body = message[1:]
+        request = self._finish(requestId, answered=True)
         if request is None:
             self._log.debug(
                 "{connection}: dropped a reply to an unknown, timed-out or cancelled request",
                 connection=self,
             )
             return
-        request.deferred.callback(message[2:])
+        request.deferred.callback(body)
 
-    def _connectionClosed(self) -> None:
+    def connectionClosed(self) -> None:
+        super().connectionClosed()
+        if self._deadlines is not None:
+            self._deadlines.stop()
         for requestId in list(self._pending):
-            request = self._finish(requestId)
-            if request is not None:
-                request.deferred.errback(
-                    ZmqConnectionClosed("connection shut down before the reply came")
-                )
+            request = self._pending.pop(requestId)
+            request.timed = False
+            request.deferred.errback(
+                ZmqConnectionClosed("connection shut down before the reply came")
+            )
 
 
 class ZmqREPConnection(ZmqConnection):
@@ -329,5 +421,6 @@ class ZmqREPConnection(ZmqConnection):
             ) from None
         self.send([*envelope, *messageParts])
 
-    def _connectionClosed(self) -> None:
+    def connectionClosed(self) -> None:
+        super().connectionClosed()
         self._envelopes.clear()

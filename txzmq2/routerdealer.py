@@ -62,7 +62,7 @@ class ZmqRouterConnection(ZmqConnection):
     probeRouter: bool | None = None
     routerHandover: bool | None = None
 
-    def _applyTypeOptions(self) -> None:
+    def applySocketOptions(self) -> None:
         for value, option in (
             (self.routerMandatory, zmq.ROUTER_MANDATORY),
             (self.probeRouter, zmq.PROBE_ROUTER),

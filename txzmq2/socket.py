@@ -140,9 +140,9 @@ class ZmqSocket(ZmqConnection):
         if not self._userPaused and not self._bufferFull:
             super().resumeProducing()
 
-    def _connectionClosed(self) -> None:
+    def connectionClosed(self) -> None:
         self._buffer.clear()
         waiters, self._waiters = self._waiters, deque()
         for waiter in waiters:
             waiter.errback(ZmqConnectionClosed(f"{self!r} shut down"))
-        super()._connectionClosed()
+        super().connectionClosed()

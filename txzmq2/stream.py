@@ -42,7 +42,7 @@ class ZmqStreamConnection(ZmqConnection):
         self._closedHere: dict[bytes, None] = {}
         super().__init__(*args, **kwargs)
 
-    def _applyTypeOptions(self) -> None:
+    def applySocketOptions(self) -> None:
         # The empty-frame connect and disconnect notices are what peerConnected and
         # peerDisconnected are made of (libzmq's default, said explicitly).
         self.socket.set(zmq.STREAM_NOTIFY, 1)

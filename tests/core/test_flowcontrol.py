@@ -258,7 +258,7 @@ async def test_send_queue_empty_times_out_while_nobody_reads(zmq_factory, zmq_ad
         push.push(b"%d" % n)
     with pytest.raises(ZmqTimeoutError):
         await push.whenSendQueueEmpty(timeout=0.05)
-    assert push._drainWaiters == []
+    assert push._outbound._drainWaiters == []
     push.shutdown()
     pull.shutdown()
 

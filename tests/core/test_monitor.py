@@ -66,7 +66,10 @@ def dealer(zmq_factory: ZmqFactory) -> Iterator[Callable[[str, str], ZmqDealerCo
     connections: list[ZmqDealerConnection] = []
 
     def make(endpointType: str, address: str) -> ZmqDealerConnection:
-        connections.append(ZmqDealerConnection(zmq_factory, ZmqEndpoint(endpointType, address)))
+        # Watched from creation: a handshake can complete before the test asks.
+        connections.append(
+            ZmqDealerConnection(zmq_factory, ZmqEndpoint(endpointType, address), monitored=True)
+        )
         return connections[-1]
 
     yield make
@@ -158,15 +161,25 @@ def test_whenConnected_and_monitor_after_shutdown_raise_connection_closed(server
         server.monitor()
 
 
-def test_unmonitored_connection_refuses_whenConnected_with_a_clear_error(zmq_factory):
-    class Unmonitored(ZmqDealerConnection):
-        monitored = False
+def test_connection_that_never_asks_for_events_costs_no_monitor_socket(zmq_factory):
+    connection = ZmqDealerConnection(zmq_factory)
+    assert connection._events is None
+    assert connection.everConnected is None
+    connection.shutdown()
 
-    connection = Unmonitored(zmq_factory)
-    with pytest.raises(RuntimeError, match=r"Unmonitored\.monitored is False"):
-        connection.whenConnected()
-    with pytest.raises(RuntimeError, match="monitored is False"):
-        connection.monitor()
+
+@pytest_twisted.ensureDeferred
+async def test_whenConnected_asked_before_the_first_connect_sees_the_handshake(
+    zmq_factory, plain_socket
+):
+    connection = ZmqDealerConnection(zmq_factory)
+    handshake = connection.whenConnected(timeout=WAIT)
+    assert connection.everConnected is False
+    peer = plain_socket()
+    peer.bind("tcp://127.0.0.1:*")
+    connection.addEndpoints([ZmqEndpoint(connect, peer.getsockopt_string(zmq.LAST_ENDPOINT))])
+    assert (await handshake).event == zmq.EVENT_HANDSHAKE_SUCCEEDED
+    assert connection.everConnected is True
     connection.shutdown()
 
 

@@ -41,19 +41,19 @@ def connectionOf(served: ZmqConnection | _HasConnection) -> ZmqConnection:
 
 def attach(connection: ZmqConnection, gate: Gate) -> None:
     """
-    Put ``gate`` in front of ``connection``'s ``messageReceived``.
+    Put ``gate`` in front of ``connection``'s deliveries (its ``receiver`` seam).
 
     :raises ZmqStateError: when the connection already has a gate (one node serves it).
     """
     if getattr(connection, "_haGated", False):
         raise ZmqStateError(f"{connection!r} is already served by a Binary Star node")
-    deliver = connection.messageReceived
+    deliver = connection.receiver or connection.messageReceived
 
     def gated(message: Message) -> None:
         if gate(message):
             deliver(message)
 
-    connection.messageReceived = gated  # type: ignore[method-assign]
+    connection.receiver = gated
     connection._haGated = True  # type: ignore[attr-defined]
 
 

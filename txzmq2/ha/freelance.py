@@ -204,7 +204,8 @@ class _ServerLink(ZmqDealerConnection):
     def gotMessage(self, *frames: bytes) -> None:
         self.client._received(self, list(frames))
 
-    def _connectionClosed(self) -> None:
+    def connectionClosed(self) -> None:
+        super().connectionClosed()
         self.client._linkClosed()
 
 

@@ -111,13 +111,13 @@ class _BrokerConnection(ZmqRouterConnection):
         self.broker._received(senderId, list(frames))
 
     def shutdown(self) -> None:
-        # Here, not in _connectionClosed: the DISCONNECTs must leave before the socket closes
+        # Here, not in connectionClosed: the DISCONNECTs must leave before the socket closes
         # (linger delivers them), whoever shuts us down (the broker or the factory).
         if not self.closed:
             self.broker._disconnectAll()
         super().shutdown()
 
-    def _connectionClosed(self) -> None:
+    def connectionClosed(self) -> None:
         self.broker._stopped()
 
 

@@ -43,7 +43,7 @@ class _RequestConnection(ZmqDealerConnection):
     def gotMessage(self, *frames: bytes) -> None:
         self.client._received(self, list(frames))
 
-    def _connectionClosed(self) -> None:
+    def connectionClosed(self) -> None:
         self.client._connectionClosed(self)
 
 
@@ -170,7 +170,7 @@ class MajordomoClient:
         """
         self._closed = True
         for connection in [*self._pending, *self._idle]:
-            connection.shutdown()  # _connectionClosed fails its request
+            connection.shutdown()  # connectionClosed fails its request
 
     # -- one request's life ------------------------------------------------------------------
 

@@ -50,7 +50,7 @@ class _WorkerConnection(ZmqDealerConnection):
     def gotMessage(self, *frames: bytes) -> None:
         self.worker._received(self, list(frames))
 
-    def _connectionClosed(self) -> None:
+    def connectionClosed(self) -> None:
         self.worker._connectionClosed(self)
 
 

@@ -38,7 +38,8 @@ async def waitForSubscription(
     probe = _PROBE_PREFIX + b"%d/" % next(_probes)
     arrived: Deferred[None] = Deferred()
     finished: Deferred[None] = Deferred()
-    deliver = subscriber.messageReceived
+    previous = subscriber.receiver
+    deliver = previous or subscriber.messageReceived
 
     def intercept(message: Message) -> None:
         # A probe is [probe, body], or one frame probe + topicSep + body from a publisher
@@ -50,7 +51,7 @@ async def waitForSubscription(
         elif not arrived.called:
             arrived.callback(None)
 
-    subscriber.messageReceived = intercept  # type: ignore[method-assign]
+    subscriber.receiver = intercept
     subscriber.subscribe(probe)  # type: ignore[attr-defined]
     sender = LoopingCall(publisher.publish, b"probe", probe)
     sender.clock = reactor
@@ -71,7 +72,7 @@ async def waitForSubscription(
     finally:
         if sender.running:
             sender.stop()
-        if subscriber.messageReceived == intercept:
-            del subscriber.messageReceived
+        if subscriber.receiver == intercept:
+            subscriber.receiver = previous
         if not subscriber.closed:
             subscriber.unsubscribe(probe)  # type: ignore[attr-defined]
