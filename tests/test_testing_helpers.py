@@ -141,7 +141,7 @@ def test_pytest_fixture_fails_tests_that_leave_requests_or_connections(tmp_path)
     result = runPytest(tmp_path)
     assert "1 failed, 3 passed, 2 errors" in result.stdout, result.stdout
     assert "test left requests pending" in result.stdout
-    assert "test left connections open: <ZmqPullConnection ipc://" in result.stdout
+    assert "test left connections open: <ZmqPullConnection bind ipc://" in result.stdout
     assert "ERROR test_cases.py::test_closes_what_it_opened" not in result.stdout
     # A test that failed is not also blamed for what its failure left open.
     assert "ERROR test_cases.py::test_fails_with_a_connection_open" not in result.stdout

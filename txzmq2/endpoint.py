@@ -35,18 +35,6 @@ _SHAPES: dict[str, tuple[re.Pattern[str], str]] = {
 }
 
 
-# Transports whose address ends in a port; libzmq takes 99999 modulo 65536, silently.
-_PORTED = frozenset({"tcp", "ws", "wss", "udp"})
-
-
-def _checkPort(address: str, rest: str) -> None:
-    """Refuse a port outside 0-65535 (``*`` and ``!``, an ephemeral port, are fine)."""
-    hostPort = rest.split("/", 1)[0] if not rest.startswith("[") else rest
-    port = hostPort.rpartition(":")[2].split("/", 1)[0]
-    if port.isdigit() and not 0 <= int(port) <= 65535:
-        raise ValueError(f"endpoint address {address!r}: port {port} is not in 0-65535")
-
-
 class ZmqEndpointType(str, Enum):
     """
     Whether an endpoint is bound (listens) or connected (dials out).
@@ -107,5 +95,3 @@ class ZmqEndpoint(NamedTuple):
                 f"endpoint address {self.address!r}: this libzmq ({available.libzmq}) has no"
                 f" {transport!r} transport; see docs/transports.md for a libzmq that has it"
             )
-        if transport in _PORTED:
-            _checkPort(self.address, rest)

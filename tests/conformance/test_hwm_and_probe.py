@@ -132,6 +132,8 @@ class TightRouter(Router):
 
 class TightMandatoryRouter(TightRouter):
     routerMandatory = True
+    # Above the high-water mark it would default to: these tests look at the queue itself.
+    sendQueueLimit = 100
 
 
 async def helloFrom(router: Router, peers: Peers, *names: bytes) -> list[Any]:
@@ -177,7 +179,8 @@ async def test_router_mandatory_queues_beyond_the_high_water_mark_and_delivers_i
     """
     libzmq test_router_mandatory: with ``ZMQ_ROUTER_MANDATORY`` a full queue answers EAGAIN
     instead of dropping. Ours keeps what libzmq refused (eight of ten here) in its outbound
-    queue, and the peer gets all ten, in order, once it reads.
+    queue, up to ``sendQueueLimit`` per peer, and the peer gets all ten, in order, once it
+    reads.
     """
     router = TightMandatoryRouter(zmq_factory, bound(zmq_address("inproc")))
     [peer] = await helloFrom(router, peers, b"X")

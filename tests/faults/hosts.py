@@ -145,6 +145,7 @@ def _worker(args: argparse.Namespace) -> None:
 
         class Worker(ZmqREPConnection):
             reconnectInterval = args.reconnect_ms
+            monitored = True  # whenConnected after the connect
 
             def handleRequest(self, *parts: bytes) -> Any:
                 # Tagged with the worker's name: the client sees who answered.

@@ -40,10 +40,12 @@ KILL_AFTER = 100
 
 class LazyPirate(ZmqREQConnection):
     reconnectInterval = 100
+    monitored = True  # whenConnected after the connect
 
 
 class NamedWorker(ZmqREPConnection):
     reconnectInterval = 100
+    monitored = True  # whenConnected after the connect
 
     def handleRequest(self, *parts: bytes) -> list[bytes]:
         return [b"local", *parts]

@@ -491,7 +491,8 @@ class PushService(OneLinerService):
         self.sent = 0
 
     def build(self, factory: ZmqFactory) -> None:
-        self.connection = ZmqPushConnection(factory)
+        # Socket events watched before the connect, for _deliver's whenConnected.
+        self.connection = ZmqPushConnection(factory, monitored=True)
         self.attach(self.connection, self.endpoints)
         # Reading pauses while the send queue is full: a big file is not read into memory.
         self.connection.registerProducer(self.readLines(factory), True)

@@ -453,7 +453,7 @@ async def _run(reactor: Any, spec: Spec) -> Measurement:
         else:
             counter = Counter(spec.count)
             if spec.kind == "push_pull":
-                receiver = _CountingPull(factory, connect)
+                receiver = _CountingPull(factory, connect, monitored=True)
                 receiver.counter = counter
                 await receiver.whenConnected(CONNECT_TIMEOUT)
             else:

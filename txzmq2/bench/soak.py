@@ -177,7 +177,7 @@ async def soak(reactor: Any, count: int, inflight: int, reactorName: str) -> Soa
         frontend = ZmqRouterConnection(factory, ZmqEndpoint(bind, "tcp://127.0.0.1:*"))
         backend = ZmqDealerConnection(factory, ZmqEndpoint(bind, "tcp://127.0.0.1:*"))
         ZmqProxy(factory, frontend, backend)
-        server = EchoServer(factory, ZmqEndpoint(connect, backend.lastEndpoint))
+        server = EchoServer(factory, ZmqEndpoint(connect, backend.lastEndpoint), monitored=True)
         client = ZmqREQConnection(factory, ZmqEndpoint(connect, frontend.lastEndpoint))
         await server.whenConnected(CONNECT_TIMEOUT)
         await client.whenConnected(CONNECT_TIMEOUT)
@@ -328,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reactor.callWhenRunning(start)
     reactor.run()
     if not isinstance(outcome[0], SoakResult):
-        outcome[0].printTraceback()
+        outcome[0].printTraceback(file=sys.stderr)
         return 1
     result = check(outcome[0], args.max_rss_growth, args.max_object_growth)
     print(json.dumps(asdict(result)) if args.json else markdownTable(result))

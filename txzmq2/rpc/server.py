@@ -71,6 +71,10 @@ class RPCServer(ZmqREPConnection):
     :raises ValueError: when ``service`` exposes no method, or for a bad ``maxConcurrency``.
     """
 
+    monitored = True
+    """Socket events from creation: a disconnect is all the trace a peer dropped for
+    ``maxMessageSize`` leaves, and ``whenConnected`` sees the first handshake."""
+
     def __init__(
         self,
         factory: ZmqFactory,
@@ -104,7 +108,7 @@ class RPCServer(ZmqREPConnection):
         self._atLimit = False
         self._pausedByConsumer = False
         super().__init__(factory, endpoint, identity, security)
-        if self.monitored:
+        if self._events is not None:
             # libzmq disconnects a peer that sends more than maxMessageSize without telling
             # the socket's owner anything else: this line is all the trace there is.
             self.monitor(zmq.EVENT_DISCONNECTED, self._peerDisconnected)
