@@ -64,7 +64,7 @@ class _TaggedConnection(_DraftConnection):
 
     def _currentTag(self) -> bytes:
         # The frame being delivered, which the read pass keeps for messageProperty.
-        frame = self._deliveringFrame
+        frame = self._engine.deliveringFrame
         if frame is None:
             raise RuntimeError(f"{self!r}: no message is being delivered")
         return self._tagOf(frame)

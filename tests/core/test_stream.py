@@ -195,8 +195,8 @@ def test_sending_to_an_unknown_peer_is_unroutable(zmq_factory):
 class Tight(Recording):
     highWaterMark = 10
 
-    def _applyTypeOptions(self):
-        super()._applyTypeOptions()
+    def applySocketOptions(self):
+        super().applySocketOptions()
         self.socket.set(zmq.SNDBUF, 4096)  # the kernel absorbs little of a stuck peer's data
 
 
