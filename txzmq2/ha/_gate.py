@@ -15,6 +15,9 @@ from typing import Protocol
 
 from txzmq2.connection import Message, ZmqConnection
 from txzmq2.errors import ZmqStateError
+from txzmq2.ha.freelance import FreelanceServer
+from txzmq2.mdp import MajordomoBroker
+from txzmq2.mdp._protocol import CLIENT
 
 __all__ = ["Gate", "attach", "connectionOf", "isRequest"]
 
@@ -63,10 +66,6 @@ def isRequest(served: object) -> Callable[[Message], bool]:
     rest (a Freelance client's pings, a Majordomo worker's commands) always pass, since
     a node must stay reachable for them whatever its state.
     """
-    from txzmq2.ha.freelance import FreelanceServer
-    from txzmq2.mdp import MajordomoBroker
-    from txzmq2.mdp._protocol import CLIENT
-
     if isinstance(served, FreelanceServer):
         return FreelanceServer.isRequest
     if isinstance(served, MajordomoBroker):

@@ -51,9 +51,13 @@ CLOSE = b"titanic.close"
 """9/TSP: forget a request and its reply."""
 
 STATUS_OK = b"200"
+"""9/TSP: done (for ``titanic.reply``: here is the reply)."""
 STATUS_PENDING = b"300"
+"""9/TSP: no reply yet; ask again later."""
 STATUS_UNKNOWN = b"400"
+"""9/TSP: no such request id (never stored, or closed); do not ask again."""
 STATUS_ERROR = b"500"
+"""9/TSP: the service failed (its store); the text after it says how; retry later."""
 
 # 9/TSP: 32 hexadecimal characters.
 _REQUEST_ID = re.compile(rb"[0-9A-Fa-f]{32}")
