@@ -360,3 +360,23 @@ async def test_two_actives_that_meet_again_resolve_to_the_primary(pair, zmq_addr
     await until(lambda: nodes[False].state == "passive")
     assert nodes[True].state == "active"
     assert [e for e in logged if "the backup yields" in (e.get("log_format") or "")]
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_rpc_server_answers_calls_only_while_its_node_is_active(pair, zmq_address):
+    from txzmq2.rpc import RPCClient, RPCServer, expose
+
+    class Adder:
+        @expose
+        def add(self, a: int, b: int) -> int:
+            return a + b
+
+    primary, backup = await runningPair(pair)
+    address = zmq_address("ipc")
+    backup.serve(pair.keep(RPCServer(pair.factory, ZmqEndpoint("bind", address), Adder())))
+    rpc = pair.keep(RPCClient(pair.factory, ZmqEndpoint("connect", address)))
+    with pytest.raises(ZmqRequestTimeoutError):
+        await rpc.callRemoteWithOptions("add", (1, 2), timeout=TRY)
+    primary.shutdown()
+    assert await rpc.callRemoteWithOptions("add", (1, 2), timeout=TRY, retries=5) == 3
+    assert backup.state == "active"
