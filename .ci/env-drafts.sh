@@ -17,15 +17,19 @@ rm -rf "$DIR"
 mkdir -p "$DIR/src" "$DIR/apt/lists/partial"
 apt_install build-essential cmake pkg-config libsodium-dev
 
-# Debian's source package, through apt with a private source list, so the machine's own
-# apt configuration (which has no deb-src entries) is left alone.
-cat >"$DIR/apt/sources.list" <<'LIST'
-deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main
-LIST
-APT=(-o "Dir::Etc::SourceList=$DIR/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
-    -o "Dir::State::Lists=$DIR/apt/lists")
+# Debian's source package, through apt with a private configuration: the machine's own
+# package sources as deb-src entries (it usually has none), its lists kept in DIR.
+mkdir -p "$DIR/apt/sources.list.d"
+for sources in /etc/apt/sources.list.d/*.sources; do
+    if [ -e "$sources" ]; then
+        sed 's/^Types: deb$/Types: deb-src/' "$sources" >"$DIR/apt/sources.list.d/${sources##*/}"
+    fi
+done
+sed -n 's/^deb /deb-src /p' /etc/apt/sources.list 2>/dev/null >"$DIR/apt/sources.list" || true
+APT=(-o "Dir::Etc::SourceList=$DIR/apt/sources.list"
+    -o "Dir::Etc::SourceParts=$DIR/apt/sources.list.d" -o "Dir::State::Lists=$DIR/apt/lists")
 apt-get "${APT[@]}" update -q
-(cd "$DIR/src" && apt-get "${APT[@]}" source --download-only zeromq3 2>&1 | grep -v unsandboxed)
+(cd "$DIR/src" && apt-get "${APT[@]}" source --download-only zeromq3 2>&1 | sed '/unsandboxed/d')
 tar -xzf "$DIR"/src/zeromq3_*.orig.tar.gz -C "$DIR/src"
 
 cmake -S "$DIR"/src/libzmq-* -B "$DIR/build" -DCMAKE_BUILD_TYPE=Release \
