@@ -115,7 +115,7 @@ async def test_cancelling_the_plain_request_on_the_wire_sends_the_next(zmq_facto
     first.cancel()
     with pytest.raises(CancelledError):
         await first
-    sender, frames = await peer.request(2)
+    _, frames = await peer.request(2)
     assert frames == (b"", b"second")
     peer.answer(1, b"stale")  # the cancelled one's reply, on the dropped connection
     peer.answer(2, b"fresh")
