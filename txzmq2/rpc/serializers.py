@@ -9,6 +9,7 @@ code.
 
 from __future__ import annotations
 
+import gc
 import json
 from typing import Any, Protocol, runtime_checkable
 
@@ -62,7 +63,16 @@ class MsgpackSerializer:
 
     def loads(self, data: bytes) -> Any:
         """Decode one msgpack value; ``ValueError`` (or a subclass) when ``data`` is not one."""
-        return msgpack.unpackb(data, raw=False, ext_hook=_refuseExtension)
+        # A payload of many tiny containers (a hostile one: 400 KB of nested empty arrays is
+        # 400,000 lists) makes the cyclic collector run over and over while they are built:
+        # 270 ms instead of 80. Decoding makes no cycles, so it runs with the collector off.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return msgpack.unpackb(data, raw=False, ext_hook=_refuseExtension)
+        finally:
+            if collecting:
+                gc.enable()
 
 
 def _refuseConstant(name: str) -> Any:
