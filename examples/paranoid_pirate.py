@@ -80,6 +80,12 @@ SETTLE_INTERVALS = 30
 """At the end, heartbeat intervals to wait at most for every healthy worker to be back."""
 
 
+def describe(identity: bytes) -> str:
+    """A worker's identity for printing: ours are text, another worker's may be any bytes
+    (libzmq makes up five binary ones for a socket that sets none)."""
+    return identity.decode("utf-8", "backslashreplace")
+
+
 def expiry(reactor: Any) -> float:
     """When a peer heard from now is taken for dead if nothing more is heard from it."""
     return float(reactor.seconds()) + HEARTBEAT_LIVENESS * HEARTBEAT_INTERVAL
@@ -126,7 +132,7 @@ class PirateQueue:
         self.heartbeat.start(HEARTBEAT_INTERVAL, now=False)
 
     def fromWorker(self, workerId: bytes, frames: list[bytes]) -> None:
-        name = workerId.decode()
+        name = describe(workerId)
         known = workerId in self.workers
         if known or frames == [PPP_READY]:
             self.workers[workerId] = expiry(self.reactor)
@@ -196,7 +202,7 @@ class PirateQueue:
     def forget(self, workerId: bytes, why: str) -> None:
         del self.workers[workerId]
         self.idle.pop(workerId, None)
-        print(f"queue: forgot worker {workerId.decode()} ({why})")
+        print(f"queue: forgot worker {describe(workerId)} ({why})")
 
     def shutdown(self) -> None:
         if self.heartbeat.running:
@@ -354,7 +360,7 @@ async def main(reactor: Any) -> None:
             if len(queue.workers) == WORKERS - 1:
                 break
             await deferLater(reactor, HEARTBEAT_INTERVAL)
-        names = ", ".join(sorted(workerId.decode() for workerId in queue.workers))
+        names = ", ".join(sorted(describe(workerId) for workerId in queue.workers))
         print(f"queue: live workers: {names} ({FROZEN_WORKER} stays frozen)")
     finally:
         if restart is not None and restart.active():
