@@ -45,6 +45,10 @@ KEYS = {
 }
 BASELINES = ("--impl", "txzmq2", "--impl", "pyzmq")
 
+needsAiozmq = pytest.mark.skipif(
+    importlib.util.find_spec("aiozmq") is None,
+    reason="aiozmq is not installed (pip install 'txzmq2[bench]'): nothing to measure",
+)
 needsTxzmq = pytest.mark.skipif(
     importlib.util.find_spec("txzmq") is None,
     reason="txZMQ is not installed (pip install 'txzmq2[bench]'): nothing to measure",
@@ -179,6 +183,83 @@ def test_table_shows_txzmq_with_latencies_and_rpc_as_not_applicable() -> None:
     assert requests[4].endswith(" msg/s") and requests[5].endswith("x")
     assert all(cell != "-" for cell in requests[6:9])
     assert calls[4] == "n/a (txZMQ has no RPC layer)"
+
+
+@pytest.mark.parametrize("impl", ["zmq_asyncio", pytest.param("aiozmq", marks=needsAiozmq)])
+def test_quick_asyncio_peer_is_measured_in_both_modes(impl: str) -> None:
+    result = runSuite(
+        "--quick", "--json", "--case", "push_pull_100B", "--impl", "pyzmq", "--impl", impl
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in jsonOutput(result) if line["impl"] == impl]
+    assert [line["mode"] for line in lines] == ["inprocess", "subprocess"]
+    for line in lines:
+        assert line["error"] is None and line["timed_out"] is False
+        assert line["completed"] == line["count"] > 0
+        assert line["max_stall_ms"] > 0 and line["ratio"] > 0
+    assert lines[1]["peer_rss_kb"] > 0 and lines[1]["peer_max_stall_ms"] > 0
+
+
+@pytest.mark.parametrize("impl", ["zmq_asyncio", pytest.param("aiozmq", marks=needsAiozmq)])
+@pytest.mark.parametrize("case", ["reqrep_sequential", "reqrep_pipelined", "pub_sub_100B"])
+def test_quick_asyncio_peer_runs_each_pattern(impl: str, case: str) -> None:
+    result = runSuite(
+        "--quick", "--json", "--case", case, "--server-mode", "inprocess", "--impl", impl
+    )
+    assert result.returncode == 0, result.stderr
+    [line] = jsonOutput(result)
+    assert line["error"] is None and line["timed_out"] is False
+    assert 0 < line["completed"] <= line["count"]
+    if case.startswith("reqrep"):
+        assert line["completed"] == line["count"]
+        assert 0 < line["p50_us"] <= line["p99_us"]
+
+
+def test_asyncio_peers_are_not_applicable_to_rpc() -> None:
+    result = runSuite(
+        "--quick",
+        "--json",
+        "--case",
+        "rpc_sequential",
+        "--server-mode",
+        "inprocess",
+        "--impl",
+        "zmq_asyncio",
+    )
+    assert result.returncode == 0, result.stderr
+    [line] = jsonOutput(result)
+    assert line["skipped"] == "zmq.asyncio has no RPC layer"
+
+
+def test_ratio_table_shows_each_peer_beside_txzmq2() -> None:
+    result = runSuite(
+        "--quick",
+        "--case",
+        "push_pull_100B",
+        "--server-mode",
+        "inprocess",
+        *BASELINES,
+        "--impl",
+        "pyzmq_frames",
+        "--impl",
+        "zmq_asyncio",
+    )
+    assert result.returncode == 0, result.stderr
+    table = result.stdout.split("\n\n")[0].splitlines()
+    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    assert header == [
+        "case",
+        "transport",
+        "mode",
+        "plain pyzmq msg/s",
+        "txzmq2 / plain",
+        "pyzmq, txzmq2's frames / plain",
+        "zmq.asyncio / plain",
+    ]
+    [row] = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
+    assert row[:3] == ["push_pull_100B", "tcp", "inprocess"]
+    assert float(row[3].replace(",", "")) > 0
+    assert all(float(ratio) > 0 for ratio in row[4:])
 
 
 def test_unimportable_txzmq_is_skipped_with_the_reason(tmp_path: pathlib.Path) -> None:

@@ -1,19 +1,31 @@
 """
-The plain pyzmq baseline: the same work as :mod:`txzmq2.bench.cases`, written as a blocking
-pyzmq program would be, with the far side in a second thread (``inprocess``) or a second
-process (``subprocess``).
+The blocking pyzmq baselines: the same work as :mod:`txzmq2.bench.cases`, written as a
+blocking pyzmq program would be, with the far side in a second thread (``inprocess``) or a
+second process (``subprocess``). Every blocking call has a receive or send timeout, so every
+loop ends within the case's time bound.
 
-Sequential requests use REQ/REP; pipelined ones DEALER/ROUTER with the same envelope
-txzmq2 sends (``[id, b"", payload]``). The RPC cases send the same calls as
-``txzmq2.rpc`` does (its wire format, msgpack) and decode, dispatch and encode them as a
-plain pyzmq RPC server would. Every blocking call has a receive or send timeout, so
-every loop ends within the case's time bound.
+Two programs, one per implementation name:
+
+- ``pyzmq``, the plain baseline every ratio is relative to: the simplest program for each
+  task. REQ/REP with one frame for sequential requests, DEALER/ROUTER with one frame (replies
+  come back in order, so latencies are matched first in, first out) for pipelined ones; PUSH
+  and PUB send one frame and the receivers ``recv()`` it; the throughput loops read the
+  clock once per :data:`~txzmq2.bench.common.CLOCK_EVERY` messages; latency is timed in the
+  request cases only.
+- ``pyzmq_frames``: the same loops putting txzmq2's frames on the wire: requests are
+  ``[id, b"", payload]`` from a DEALER to a ROUTER, matched by id (what txzmq2's
+  ``ZmqREQConnection`` sends); one-way cases are the same as ``pyzmq`` (txzmq2's
+  PUSH and one-frame publish send one frame too).
+
+The RPC cases send the same calls as ``txzmq2.rpc`` does (its wire format, msgpack) and
+decode, dispatch and encode them as a plain pyzmq RPC server would.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from time import perf_counter
 from typing import Any
@@ -22,6 +34,7 @@ import msgpack
 import zmq
 
 from txzmq2.bench.common import (
+    CLOCK_EVERY,
     CONNECT_TIMEOUT,
     IDLE_END,
     Measurement,
@@ -31,7 +44,7 @@ from txzmq2.bench.common import (
     summarise,
 )
 
-__all__ = ["measure", "runServerSide"]
+__all__ = ["DATA", "PROBE", "measure", "runServerSide"]
 
 # The RPC cases speak txzmq2's RPC wire format (docs/rpc.md), msgpack bodies.
 RPC_CALL = b"txzmq2-rpc/1 call msgpack"
@@ -40,8 +53,16 @@ _SERVICE: dict[str, Callable[..., Any]] = {"echo": lambda data: data}
 
 POLL_MS = 100
 WARM_UP = 20
-PROBE = b"probe"
-DATA = b"data"
+# One-frame publications, topic and body split by a NUL: what txzmq2's one-frame publish
+# (``singleFrame``) and txZMQ put on the wire.
+PROBE = b"probe\0"
+DATA = b"data\0"
+_CLOCK_MASK = CLOCK_EVERY - 1
+
+
+def _framed(spec: Spec) -> bool:
+    """Whether ``spec`` puts txzmq2's request frames on the wire (``pyzmq_frames``)."""
+    return spec.impl == "pyzmq_frames"
 
 
 def runServerSide(
@@ -52,15 +73,16 @@ def runServerSide(
     stop: threading.Event,
 ) -> None:
     """
-    The far side of ``spec``'s case, until ``stop`` is set: an echo server (REP, or ROUTER
-    for pipelined requests), or a PUSH or PUB socket that sends ``spec.count`` messages once
-    ``go`` is set (a PUB publishes a probe every millisecond until then).
+    The far side of ``spec``'s case, until ``stop`` is set: an echo server (REP for plain
+    sequential requests, else ROUTER), or a PUSH or PUB socket that sends ``spec.count``
+    messages once ``go`` is set (a PUB publishes a probe every millisecond until then).
 
     :param ready: called with the bound endpoint once the socket is bound.
     """
     kind = spec.kind
+    plainRep = kind == "sequential" and not _framed(spec)
     socketType = {
-        "sequential": zmq.REP,
+        "sequential": zmq.REP if plainRep else zmq.ROUTER,
         "pipelined": zmq.ROUTER,
         "push_pull": zmq.PUSH,
         "pub_sub": zmq.PUB,
@@ -72,32 +94,45 @@ def runServerSide(
         socket.bind(spec.bindAddress())
         ready(socket.get_string(zmq.LAST_ENDPOINT))
         if kind in ("sequential", "pipelined"):
-            answer = _answerCall if spec.rpc else _echo
-            while not stop.is_set():
-                try:
-                    socket.send_multipart(answer(socket.recv_multipart()))
-                except zmq.Again:
-                    continue
+            _serveRequests(socket, spec, plainRep, stop)
             return
         while not go.wait(0.001):
             if stop.is_set():
                 return
             if kind == "pub_sub":
-                socket.send_multipart([PROBE, b""])
-        payload = b"x" * spec.size
+                socket.send(PROBE)
+        payload = (DATA if kind == "pub_sub" else b"") + b"x" * spec.size
+        send = socket.send
         sent = 0
         while sent < spec.count and not stop.is_set():
             try:
-                if kind == "pub_sub":
-                    socket.send_multipart([DATA, payload])
-                else:
-                    socket.send(payload)
+                send(payload)
             except zmq.Again:
                 continue
             sent += 1
         stop.wait()
     finally:
         socket.close()
+
+
+def _serveRequests(
+    socket: zmq.Socket[bytes], spec: Spec, plainRep: bool, stop: threading.Event
+) -> None:
+    """Answer requests until ``stop``: echo them, or answer RPC calls."""
+    if plainRep and not spec.rpc:
+        recv, send = socket.recv, socket.send
+        while not stop.is_set():
+            try:
+                send(recv())
+            except zmq.Again:
+                continue
+        return
+    answer = _answerCall if spec.rpc else _echo
+    while not stop.is_set():
+        try:
+            socket.send_multipart(answer(socket.recv_multipart()))
+        except zmq.Again:
+            continue
 
 
 def _echo(frames: list[bytes]) -> list[bytes]:
@@ -127,49 +162,88 @@ def _callResult(frames: list[bytes]) -> Any:
     return msgpack.unpackb(frames[1])
 
 
-def _requests(socket: zmq.Socket[bytes], spec: Spec) -> tuple[int, list[float], bool]:
+def _exchanger(socket: zmq.Socket[bytes], spec: Spec) -> Callable[[bytes], None]:
+    """One sequential request and its reply, as ``spec``'s program makes it."""
+    if _framed(spec):
+        frames = _callFrames if spec.rpc else _plainFrames
+        requestId = 0
+
+        def exchangeFramed(payload: bytes) -> None:
+            nonlocal requestId
+            requestId += 1
+            key = requestId.to_bytes(8, "big")
+            socket.send_multipart([key, b"", *frames(payload)])
+            reply = socket.recv_multipart()
+            if reply[0] != key:
+                raise ValueError(f"reply to {reply[0]!r}, expected {key!r}")
+            if spec.rpc:
+                _callResult(reply[2:])
+
+        return exchangeFramed
+    if spec.rpc:
+
+        def call(payload: bytes) -> None:
+            socket.send_multipart(_callFrames(payload))
+            _callResult(socket.recv_multipart())
+
+        return call
+    send, recv = socket.send, socket.recv
+
+    def exchange(payload: bytes) -> None:
+        send(payload)
+        recv()
+
+    return exchange
+
+
+def _sequential(socket: zmq.Socket[bytes], spec: Spec) -> tuple[int, list[float], bool]:
     payload = b"x" * spec.size
     latencies: list[float] = []
     deadline = perf_counter() + spec.timeout
-    frames = _callFrames if spec.rpc else _plainFrames
-    if spec.kind == "sequential":
-        if spec.rpc:
+    exchange = _exchanger(socket, spec)
+    for _ in range(WARM_UP):
+        exchange(b"warm-up")
+    for _ in range(spec.count):
+        started = perf_counter()
+        try:
+            exchange(payload)
+        except zmq.Again:
+            return len(latencies), latencies, True
+        latencies.append(perf_counter() - started)
+        if started > deadline:
+            return len(latencies), latencies, True
+    return len(latencies), latencies, False
 
-            def exchange(payload: bytes) -> None:
-                socket.send_multipart(_callFrames(payload))
-                _callResult(socket.recv_multipart())
 
-        else:
-
-            def exchange(payload: bytes) -> None:
-                socket.send(payload)
-                socket.recv()
-
-        for _ in range(WARM_UP):
-            exchange(b"warm-up")
-        for _ in range(spec.count):
-            started = perf_counter()
-            try:
-                exchange(payload)
-            except zmq.Again:
-                return len(latencies), latencies, True
-            latencies.append(perf_counter() - started)
-            if started > deadline:
-                return len(latencies), latencies, True
-        return len(latencies), latencies, False
-
+def _pipelined(socket: zmq.Socket[bytes], spec: Spec) -> tuple[int, list[float], bool]:
+    """
+    ``spec.inflight`` requests outstanding. Plain: one frame each, the replies come back in
+    the order sent (one DEALER, one ROUTER), so a queue of send times matches them; framed:
+    txzmq2's ``[id, b"", payload]``, matched by id.
+    """
+    payload = b"x" * spec.size
+    latencies: list[float] = []
+    deadline = perf_counter() + spec.timeout
+    framed = _framed(spec)
+    body = (_callFrames if spec.rpc else _plainFrames)(payload)
     sentAt: dict[bytes, float] = {}
+    inOrder: deque[float] = deque()
     issued = 0
 
     def issue() -> None:
         nonlocal issued
         issued += 1
-        requestId = issued.to_bytes(8, "big")
-        sentAt[requestId] = perf_counter()
-        socket.send_multipart([requestId, b"", *frames(payload)])
+        if framed:
+            requestId = issued.to_bytes(8, "big")
+            sentAt[requestId] = perf_counter()
+            socket.send_multipart([requestId, b"", *body])
+        else:
+            inOrder.append(perf_counter())
+            socket.send_multipart(body)
 
+    warmUp = [b"warm-up", b""] if framed else []
     for _ in range(WARM_UP):
-        socket.send_multipart([b"warm-up", b"", *frames(b"warm-up")])
+        socket.send_multipart([*warmUp, *(_callFrames if spec.rpc else _plainFrames)(b"x")])
         socket.recv_multipart()
     for _ in range(min(spec.inflight, spec.count)):
         issue()
@@ -178,12 +252,18 @@ def _requests(socket: zmq.Socket[bytes], spec: Spec) -> tuple[int, list[float], 
             reply = socket.recv_multipart()
         except zmq.Again:
             return len(latencies), latencies, True
-        if spec.rpc:
-            _callResult(reply[2:])
-        latencies.append(perf_counter() - sentAt.pop(reply[0]))
+        now = perf_counter()
+        if framed:
+            if spec.rpc:
+                _callResult(reply[2:])
+            latencies.append(now - sentAt.pop(reply[0]))
+        else:
+            if spec.rpc:
+                _callResult(reply)
+            latencies.append(now - inOrder.popleft())
         if issued < spec.count:
             issue()
-        if perf_counter() > deadline:
+        if now > deadline:
             return len(latencies), latencies, True
     return len(latencies), latencies, False
 
@@ -191,26 +271,32 @@ def _requests(socket: zmq.Socket[bytes], spec: Spec) -> tuple[int, list[float], 
 def _receive(
     socket: zmq.Socket[bytes], spec: Spec, go: Callable[[], None]
 ) -> tuple[int, float, bool]:
-    """Count messages (PULL) or ``data`` publications (SUB) until all, idle, or deadline."""
+    """
+    Count messages (PULL) or ``data`` publications (SUB) until all, idle, or deadline; the
+    clock is read every :data:`~txzmq2.bench.common.CLOCK_EVERY` messages and at the end.
+    """
     received = 0
-    last = 0.0
     socket.rcvtimeo = int(IDLE_END * 1000)
-    started = perf_counter()
+    recv = socket.recv
+    pubSub = spec.kind == "pub_sub"
+    count = spec.count
+    started = last = perf_counter()
     deadline = started + spec.timeout
     go()
-    while received < spec.count:
-        try:
-            frames = socket.recv_multipart()
-        except zmq.Again:
-            # Idle: a PUB dropped the rest; for PUSH/PULL, something is wrong.
-            return received, (last or perf_counter()) - started, spec.kind != "pub_sub"
-        if spec.kind == "pub_sub" and frames[0] != DATA:
-            continue
-        received += 1
-        last = perf_counter()
-        if last > deadline:
-            return received, last - started, True
-    return received, last - started, False
+    try:
+        while received < count:
+            frame = recv()
+            if pubSub and not frame.startswith(DATA):
+                continue
+            received += 1
+            if not received & _CLOCK_MASK:
+                last = perf_counter()
+                if last > deadline:
+                    return received, last - started, True
+    except zmq.Again:
+        # Idle: a PUB dropped the rest; for PUSH/PULL, something is wrong.
+        return received, last - started, not pubSub
+    return received, perf_counter() - started, False
 
 
 def measure(spec: Spec) -> Measurement:
@@ -237,11 +323,13 @@ def measure(spec: Spec) -> Measurement:
             start = go.set
         latencies: list[float] | None = None
         if spec.kind in ("sequential", "pipelined"):
-            socket = context.socket(zmq.REQ if spec.kind == "sequential" else zmq.DEALER)
+            plainReq = spec.kind == "sequential" and not _framed(spec)
+            socket = context.socket(zmq.REQ if plainReq else zmq.DEALER)
             socket.rcvtimeo = int(spec.timeout * 1000)
             handshake(socket, lambda: socket.connect(address))
+            requests = _sequential if spec.kind == "sequential" else _pipelined
             started = perf_counter()
-            completed, latencies, timedOut = _requests(socket, spec)
+            completed, latencies, timedOut = requests(socket, spec)
             elapsed = perf_counter() - started
         else:
             socket = context.socket(zmq.PULL if spec.kind == "push_pull" else zmq.SUB)
@@ -251,7 +339,7 @@ def measure(spec: Spec) -> Measurement:
                 socket.connect(address)
                 # The pyzmq handshake: the publisher sends probes until we see one.
                 socket.rcvtimeo = int(CONNECT_TIMEOUT * 1000)
-                while socket.recv_multipart()[0] != PROBE:
+                while not socket.recv().startswith(PROBE):
                     pass
             else:
                 handshake(socket, lambda: socket.connect(address))

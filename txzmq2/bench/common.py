@@ -24,7 +24,9 @@ from typing import Any, Literal
 import zmq
 
 __all__ = [
+    "BASELINE",
     "CASES",
+    "CLOCK_EVERY",
     "IMPLEMENTATIONS",
     "MODES",
     "TRANSPORTS",
@@ -40,8 +42,15 @@ __all__ = [
 
 Kind = Literal["sequential", "pipelined", "push_pull", "pub_sub"]
 
-IMPLEMENTATIONS = ("txzmq2", "pyzmq", "txzmq")
-"""txzmq2, the plain blocking pyzmq baseline, and txZMQ (optional: ``txzmq2[bench]``)."""
+IMPLEMENTATIONS = ("txzmq2", "pyzmq", "pyzmq_frames", "txzmq", "zmq_asyncio", "aiozmq")
+"""
+txzmq2; the plain blocking pyzmq baseline (the simplest program for each task, what every
+ratio is relative to); blocking pyzmq putting txzmq2's frames on the wire; and the event-loop
+peers: txZMQ (Twisted), pyzmq's ``zmq.asyncio`` and aiozmq (asyncio). txZMQ and aiozmq are
+optional (``txzmq2[bench]``).
+"""
+BASELINE = "pyzmq"
+"""The implementation every ratio is relative to."""
 TRANSPORTS = ("tcp", "ipc")
 MODES = ("inprocess", "subprocess")
 
@@ -51,6 +60,12 @@ PEER_START_TIMEOUT = 20.0
 """Seconds a peer process may take to start and report its endpoint."""
 IDLE_END = 0.5
 """PUB/SUB: seconds without a message after which the subscriber stops counting (drops)."""
+CLOCK_EVERY = 256
+"""
+Throughput loops read the clock once per this many messages (a power of two: the test is a
+mask), not per message: the time of the last arrival before an idle end is then early by
+at most this many messages, and a per-message clock read does not weigh on the loop.
+"""
 LATENCY_SAMPLE = 1000
 """How many evenly spaced order statistics of the latencies a measurement keeps (plots)."""
 
@@ -201,9 +216,18 @@ class Measurement:
 
 def notApplicable(case: Case, impl: str) -> str | None:
     """Why ``impl`` cannot run ``case`` (then the case is reported as n/a for it), or None."""
-    if impl == "txzmq" and case.rpc:
-        return "txZMQ has no RPC layer"
+    if case.rpc and impl in _NO_RPC:
+        return _NO_RPC[impl]
     return None
+
+
+# The RPC cases speak txzmq2's RPC wire format: blocking pyzmq can be made to, a library
+# with no RPC layer (or another wire format: aiozmq.rpc) is left out of them.
+_NO_RPC = {
+    "txzmq": "txZMQ has no RPC layer",
+    "zmq_asyncio": "zmq.asyncio has no RPC layer",
+    "aiozmq": "aiozmq.rpc speaks another wire format",
+}
 
 
 def handshake(socket: zmq.Socket[Any], connect: Callable[[], object]) -> None:

@@ -3,7 +3,7 @@ The far side of a measurement in a process of its own: ``python -m txzmq2.bench.
 
 It binds, prints ``{"endpoint": ...}``, then reads commands from stdin: ``go`` starts the
 sending (PUSH, PUB), ``stop`` or end of file ends it, after which it prints its own peak RSS
-(and, for txzmq2 and txZMQ, its reactor's longest stall) as one JSON line. See
+(and, for the event-loop implementations, its loop's longest stall) as one JSON line. See
 :class:`txzmq2.bench.common.PeerProcess` for the other end.
 """
 
@@ -24,7 +24,7 @@ def _say(**fields: Any) -> None:
     print(json.dumps(fields), flush=True)
 
 
-def _readCommands(handle: Callable[[str], None]) -> None:
+def _readCommands(handle: Callable[[str], object]) -> None:
     """Pass each stdin command to ``handle`` (from a daemon thread); end of file is ``stop``."""
 
     def read() -> None:
@@ -105,8 +105,13 @@ def main(argv: list[str] | None = None) -> None:
     """Run the peer described by the JSON :class:`~txzmq2.bench.common.Spec` in ``argv[0]``."""
     arguments = sys.argv[1:] if argv is None else argv
     spec = Spec.fromJson(arguments[0])
-    if spec.impl == "pyzmq":
+    if spec.impl in ("pyzmq", "pyzmq_frames"):
         _runPyzmq(spec)
+    elif spec.impl in ("zmq_asyncio", "aiozmq"):
+        from txzmq2.bench.asyncio_cases import runPeer
+
+        freezeStartupHeap()
+        runPeer(spec, _say, _readCommands)
     else:
         _runOnReactor(spec)
 

@@ -1,9 +1,10 @@
 """
 Presenting measurements: the markdown table, JSON lines, and the latency plot.
 
-The table has one row per implementation of each case, transport and mode (txzmq2, pyzmq,
-then txZMQ when it was measured), each with its rate relative to pyzmq's for the same work
-(above 1: faster than pyzmq).
+Two tables: the ratios (one row per case, transport and mode: the plain pyzmq rate, and
+every other implementation's rate relative to it, side by side), then the details (one row
+per implementation of each case, transport and mode: rates, latencies, stalls, memory).
+Every ratio is to plain blocking pyzmq doing the same work (above 1: faster than it).
 """
 
 from __future__ import annotations
@@ -12,12 +13,26 @@ import json
 from collections.abc import Iterable, Sequence
 from itertools import groupby
 
-from txzmq2.bench.common import Measurement
+from txzmq2.bench.common import BASELINE, IMPLEMENTATIONS, Measurement
 
-__all__ = ["NAMES", "jsonLines", "markdownTable", "plotLatencies", "withRatios"]
+__all__ = [
+    "NAMES",
+    "jsonLines",
+    "markdownTable",
+    "plotLatencies",
+    "ratioTable",
+    "withRatios",
+]
 
-NAMES = {"txzmq2": "txzmq2", "pyzmq": "pyzmq", "txzmq": "txZMQ"}
-"""How the table and the plot name each implementation."""
+NAMES = {
+    "txzmq2": "txzmq2",
+    "pyzmq": "pyzmq",
+    "pyzmq_frames": "pyzmq, txzmq2's frames",
+    "txzmq": "txZMQ",
+    "zmq_asyncio": "zmq.asyncio",
+    "aiozmq": "aiozmq",
+}
+"""How the tables and the plot name each implementation."""
 
 _COLUMNS = (
     "case",
@@ -25,7 +40,7 @@ _COLUMNS = (
     "mode",
     "impl",
     "throughput",
-    "vs pyzmq",
+    "vs plain pyzmq",
     "p50 µs",
     "p99 µs",
     "max stall ms",
@@ -42,12 +57,12 @@ def _failed(measurement: Measurement) -> bool:
 
 
 def withRatios(measurements: Sequence[Measurement]) -> list[Measurement]:
-    """Fill in each non-pyzmq measurement's ``ratio`` to pyzmq's rate for the same row."""
-    baselines = {_key(m): m for m in measurements if m.impl == "pyzmq" and not _failed(m)}
+    """Fill in each measurement's ``ratio`` to plain pyzmq's rate for the same row."""
+    baselines = {_key(m): m for m in measurements if m.impl == BASELINE and not _failed(m)}
     for measurement in measurements:
         baseline = baselines.get(_key(measurement))
         if (
-            measurement.impl != "pyzmq"
+            measurement.impl != BASELINE
             and baseline is not None
             and baseline.msgs_per_s > 0
             and not _failed(measurement)
@@ -121,6 +136,36 @@ def markdownTable(measurements: Iterable[Measurement], notes: Sequence[str] = ()
     if notes:
         lines.append("")
         lines.extend(notes)
+    return "\n".join(lines)
+
+
+def _ratioCell(measurement: Measurement | None) -> str:
+    if measurement is None:
+        return ""
+    if measurement.skipped:
+        return "n/a"
+    if measurement.error or measurement.timed_out:
+        return "failed"
+    return "-" if measurement.ratio is None else f"{measurement.ratio:.2f}"
+
+
+def ratioTable(measurements: Sequence[Measurement]) -> str:
+    """
+    One row per case, transport and mode: plain pyzmq's rate, then each other
+    implementation's ratio to it (as :func:`withRatios` filled them in), in
+    :data:`~txzmq2.bench.common.IMPLEMENTATIONS` order; only implementations measured.
+    """
+    present = {m.impl for m in measurements}
+    others = [impl for impl in IMPLEMENTATIONS if impl in present and impl != BASELINE]
+    columns = ["case", "transport", "mode", "plain pyzmq msg/s"]
+    columns += [f"{NAMES.get(impl, impl)} / plain" for impl in others]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for (case, transport, mode), group in groupby(measurements, key=_key):
+        byImpl = {m.impl: m for m in group}
+        baseline = byImpl.get(BASELINE)
+        rate = "-" if baseline is None or _failed(baseline) else _number(baseline.msgs_per_s)
+        cells = [case, transport, mode, rate, *(_ratioCell(byImpl.get(i)) for i in others)]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

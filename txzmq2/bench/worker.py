@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
             from txzmq2.bench.cases import measure
         elif spec.impl == "txzmq":
             from txzmq2.bench.txzmq_cases import measure
+        elif spec.impl in ("zmq_asyncio", "aiozmq"):
+            from txzmq2.bench.asyncio_cases import measure
         else:
             from txzmq2.bench.baseline import measure
         freezeStartupHeap()
