@@ -13,7 +13,6 @@ import sys
 import pytest
 
 from tests.examples import ROOT, TIMEOUT, exampleOutput, runExample
-from txzmq2 import capabilities
 
 EXAMPLES = ROOT / "examples"
 
@@ -101,11 +100,6 @@ EXPECTED: dict[str, list[Expectation]] = {
         "client: GET /hello -> 200 hello from a ZeroMQ STREAM socket",
         "client: GET /missing -> 404 no such page",
     ],
-    "websocket_echo.py": [
-        (r"^server: listening on ws://127\.0\.0\.1:\d+/echo$", 1),
-        "client: websocket -> echo: websocket",
-        "client: 3 replies over websocket",
-    ],
     "async_client_server.py": [
         (r"^client-[abc]: sent 5 requests$", 3),
         (r"^client-[abc]: reply to request \d from worker \d$", 15),
@@ -129,15 +123,8 @@ def assertOutput(output: str, expected: list[Expectation]) -> None:
                 assert len(matching) == count, f"{len(matching)} lines match {pattern!r}"
 
 
-# Examples needing a transport the pyzmq wheels' libzmq lacks (docs/transports.md).
-NEEDS_TRANSPORT = {"websocket_echo.py": "ws"}
-
-
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_example_runs_to_completion_and_prints_its_story(name: str) -> None:
-    transport = NEEDS_TRANSPORT.get(name)
-    if transport is not None and transport not in capabilities().transports:
-        pytest.skip(f"libzmq {capabilities().libzmq} has no {transport} transport")
     assertOutput("\n".join(exampleOutput(f"examples/{name}")), EXPECTED[name])
 
 
@@ -145,6 +132,7 @@ def test_example_runs_to_completion_and_prints_its_story(name: str) -> None:
 RUN_ELSEWHERE = {
     # On every reactor, in a network namespace of its own, for each multicast transport.
     "multicast_ticker.py": "tests/core/test_transports.py",
+    "websocket_echo.py": "tests/core/test_transports.py",
     "mdp_demo.py": "tests/mdp/test_example.py",
     "rpc_service.py": "tests/rpc/test_example.py",
     "secure_service.py": "tests/security/test_secure_example.py",

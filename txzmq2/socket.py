@@ -44,7 +44,9 @@ class ZmqSocket(ZmqConnection):
     queues fill and backpressure reaches the sender, until :meth:`receive` takes one.
 
     :param factory: the factory giving the context and reactor.
-    :param socketType: the ZeroMQ socket type, such as ``zmq.PULL`` or ``zmq.DEALER``.
+    :param socketType: the ZeroMQ socket type, such as ``zmq.PULL`` or ``zmq.DEALER``
+        (a draft type gives each message's data only: its routing id or group needs the
+        classes of :mod:`txzmq2.draft`).
     :param endpoint: an endpoint to bind or connect right away.
     :param identity: the socket's routing id (``ZMQ_ROUTING_ID``).
     :param security: CURVE or PLAIN set-up (:class:`~txzmq2.connection.ZmqSecurity`).

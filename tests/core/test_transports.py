@@ -111,6 +111,22 @@ async def test_request_gets_its_reply_over_websocket(zmq_factory):
     server.shutdown()
 
 
+@needs("ws")
+def test_websocket_echo_example_runs():
+    # Here rather than in tests/test_examples.py: the core tests are what the environment
+    # with a ws-capable libzmq runs.
+    result = subprocess.run(
+        [sys.executable, "examples/websocket_echo.py"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "client: websocket -> echo: websocket" in result.stdout
+    assert "client: 3 replies over websocket" in result.stdout
+
+
 def _tipcWorks() -> bool:
     try:
         socket.socket(socket.AF_TIPC, socket.SOCK_RDM).close()
