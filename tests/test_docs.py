@@ -8,7 +8,9 @@ How a block is marked, by the words after its opening fence:
   pytest-twisted plugins); every test in it must pass.
 - ```` ```python trial ````: a trial module; every test in it must pass.
 - ```` ```LANGUAGE fragment ````: part of a program, a signature, a shell session, output:
-  shown, not run. Any language other than Python is a fragment.
+  shown, not run here (a test elsewhere may run it in a context it sets up, as
+  tests/rpc/test_wire_document.py does the RPC client). Any language other than Python is a
+  fragment.
 
 Sphinx directives (```` ```{toctree} ````) are not code blocks.
 """
