@@ -146,20 +146,23 @@ def _resolve(app, env, node, contnode):  # type: ignore[no-untyped-def]
     module, cls = node.get("py:module"), node.get("py:class")
     context = [c for c in (f"{module}.{cls}" if module and cls else None, module) if c]
     canonical = _canonical(node["reftarget"], context)
-    if _private(node["reftarget"]) or (canonical is not None and _private(canonical)):
-        return contnode  # private on purpose: shown as code, with no page to link to
     if canonical is None or canonical == node["reftarget"]:
-        return None
+        return contnode if _private(node["reftarget"]) else None
     domain = env.get_domain("py")
-    # An attribute without an entry of its own (an enum member, an instance attribute)
-    # links to its class.
-    for name in (canonical, canonical.rpartition(".")[0]):
+    # Where it is defined; where a package re-exports it from a private module of its own
+    # (txzmq2._security.ZmqSecurity is documented as txzmq2.ZmqSecurity); or, for an
+    # attribute without an entry of its own (an enum member, an instance attribute), its
+    # class.
+    public = ".".join(part for part in canonical.split(".") if not _private(part))
+    for name in (canonical, public, canonical.rpartition(".")[0]):
         for role in ("class", "meth", "func", "attr", "exc", "data", "obj"):
             found = domain.resolve_xref(
                 env, node["refdoc"], app.builder, role, name, node.copy(), contnode
             )
             if found is not None:
                 return found
+    if _private(canonical):
+        return contnode  # private on purpose: shown as code, with no page to link to
     return None
 
 
