@@ -6,6 +6,11 @@ the Guide's description of each pattern with plain blocking pyzmq, nothing from 
   DEALER for services, every message passed on as it is, both ways);
 - :func:`lazyPirateClient`: a REQ client that, when a reply does not come in time, closes
   its socket, opens a new one and sends the request again, a bounded number of times;
+- :class:`LazyPirateServer`: a REP server that serves until it "crashes" (closes its socket
+  without replying) on a chosen request;
+- :class:`LoadBalancingBroker`: the load-balancing broker, a ROUTER for REQ clients and a
+  ROUTER for REQ workers, each worker announcing itself with a first request ``READY`` and
+  then getting ``[client, b"", request]`` and answering ``[client, b"", reply]``;
 - :class:`PirateWorker` and :class:`PirateQueue`: Paranoid Pirate's worker (a DEALER that
   says READY, heartbeats, and reconnects when the queue falls silent) and queue (two
   ROUTERs; it heartbeats its workers and forgets silent ones). Control messages are one
@@ -234,6 +239,95 @@ class PirateQueue(_Serving):
                         else:
                             self.back.send_multipart([worker, PPP_HEARTBEAT])
                     nextBeat = now + self.interval
+        finally:
+            self.front.close(linger=0)
+            self.back.close(linger=0)
+
+
+class LazyPirateServer(_Serving):
+    """
+    The Guide's Lazy Pirate server: a REP bound to ``address`` (``endpoint`` is the resolved
+    one) that echoes each request, except that on request number ``crashAt`` it closes its
+    socket without answering and :meth:`run` returns (a crash; ``None``: never).
+    """
+
+    def __init__(
+        self, context: zmq.Context[Any], address: str, crashAt: int | None = None
+    ) -> None:
+        super().__init__()
+        self.crashAt = crashAt
+        self.socket = blockingSocket(context, zmq.REP)
+        try:
+            self.socket.bind(address)
+        except zmq.ZMQError:
+            self.socket.close(linger=0)  # else terminating the context would wait for it
+            raise
+        self.endpoint: str = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def run(self) -> str:
+        """Serve; return ``"crashed"`` or ``"stopped"``."""
+        served = 0
+        try:
+            while not self._stop.is_set():
+                if self.socket.poll(int(POLL_SLICE * 1000)):
+                    request = self.socket.recv_multipart()
+                    served += 1
+                    if served == self.crashAt:
+                        return "crashed"
+                    self.socket.send_multipart(request)
+        finally:
+            self.socket.close(linger=0)
+        return "stopped"
+
+
+class LoadBalancingBroker(_Serving):
+    """
+    The Guide's load-balancing broker: ROUTER ``frontend`` (REQ clients) and ROUTER
+    ``backend`` (REQ workers), bound at construction. A client request is read only while a
+    worker is waiting, and goes to the one waiting the longest. ``invalid`` records what it
+    could not read; ``served`` counts requests per worker identity.
+    """
+
+    def __init__(self, context: zmq.Context[Any]) -> None:
+        super().__init__()
+        self.invalid: list[list[bytes]] = []
+        self.served: dict[bytes, int] = {}
+        self.front = blockingSocket(context, zmq.ROUTER)
+        self.back = blockingSocket(context, zmq.ROUTER)
+        self.front.bind("tcp://127.0.0.1:*")
+        self.back.bind("tcp://127.0.0.1:*")
+        self.frontend: str = self.front.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.backend: str = self.back.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def run(self) -> None:
+        waiting: list[bytes] = []
+        try:
+            while not self._stop.is_set():
+                poller = zmq.Poller()
+                poller.register(self.back, zmq.POLLIN)
+                if waiting:
+                    poller.register(self.front, zmq.POLLIN)
+                ready = dict(poller.poll(int(POLL_SLICE * 1000)))
+                if self.back in ready:
+                    frames = self.back.recv_multipart()
+                    # [worker, b"", b"READY"] or [worker, b"", client, b"", reply]
+                    if len(frames) == 3 and frames[1:] == [b"", b"READY"]:
+                        waiting.append(frames[0])
+                    elif len(frames) == 5 and frames[1] == frames[3] == b"":
+                        worker, _, client, _, reply = frames
+                        self.front.send_multipart([client, b"", reply])
+                        waiting.append(worker)
+                    else:
+                        self.invalid.append(frames)
+                if self.front in ready and waiting:
+                    frames = self.front.recv_multipart()
+                    if len(frames) == 3 and frames[1] == b"":
+                        client, _, request = frames
+                        worker = waiting.pop(0)
+                        self.served[worker] = self.served.get(worker, 0) + 1
+                        self.back.send_multipart([worker, b"", client, b"", request])
+                    else:
+                        self.invalid.append(frames)
         finally:
             self.front.close(linger=0)
             self.back.close(linger=0)
