@@ -8,8 +8,8 @@ its ``from txzmq...`` imports are rewritten to ``txzmq2`` (its own helper packag
 Nothing of txZMQ is ever written into this repository.
 
 Some of txZMQ's tests check what txzmq2 changes on purpose (``docs/migrating.md`` says why):
-they are listed in ``EXPECTED_FAILURES`` with the reason; ``PENDING`` lists those that fail
-until a fix made elsewhere lands. The check passes when every other test passes. (The two
+they are listed in ``EXPECTED_FAILURES`` with the reason. The check passes when every other
+test passes. (The two
 30,000-message tests pass now and then, when the receiver happens to keep up: so a listed
 test that passes is reported, not an error.)
 
@@ -40,15 +40,6 @@ EXPECTED_FAILURES: dict[str, str] = {
     ),
     "test_router_dealer.ZmqRouterDealerTwoFactoryConnectionTestCase.test_start": (
         "30,000 messages sent at once: needs txZMQ's unbounded high-water mark"
-    ),
-}
-
-# Failing for now, to be fixed elsewhere: reported, and not counted against the check.
-PENDING: dict[str, str] = {
-    "test_connection.ZmqConnectionTestCase.test_send_recv_tcp_large": (
-        "a send-only subclass of ZmqConnection (socketType = PUSH) still reads its socket"
-        " when its FD wakes, and shuts itself down; whether a connection reads will follow"
-        " from its socket type (issue 16, the core)"
     ),
 }
 
@@ -123,24 +114,20 @@ def main() -> int:
     ran: int = report["ran"]
     failed = {name for name, verdict in verdicts.items() if verdict != "SKIP"}
     skipped = len(verdicts) - len(failed)
-    allowed = EXPECTED_FAILURES.keys() | PENDING.keys()
     for name in sorted(failed):
-        note = EXPECTED_FAILURES.get(name) or PENDING.get(name) or "NOT EXPECTED"
+        note = EXPECTED_FAILURES.get(name, "NOT EXPECTED")
         print(f"{verdicts[name]:5} {name}: {note}")
     print(
         f"txZMQ's suite on txzmq2: {ran - len(failed) - skipped} passed, {len(failed)} failed"
         f" ({len(failed & EXPECTED_FAILURES.keys())} of them on purpose), {skipped} skipped"
     )
-    unexpected = sorted(failed - allowed)
+    unexpected = sorted(failed - EXPECTED_FAILURES.keys())
     passedAnyway = sorted(EXPECTED_FAILURES.keys() - failed)
     if ran == 0:
         print("compat_check: trial ran no test")
     if unexpected:
         print(completed.stderr)  # trial's report, with the tracebacks
         print(f"compat_check: unexpected failures: {', '.join(unexpected)}")
-    pending = sorted(PENDING.keys() & failed)
-    if pending:
-        print(f"compat_check: failing until fixed elsewhere: {', '.join(pending)}")
     if passedAnyway:
         print(f"compat_check: allowed to fail, passed this time: {', '.join(passedAnyway)}")
     return 1 if ran == 0 or unexpected else 0
