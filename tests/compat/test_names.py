@@ -6,6 +6,11 @@ and ``ZmqXREPConnection``, and ``ZmqFactory.reactor`` assigned on an instance or
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pathlib
+import re
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -112,3 +117,72 @@ def test_factory_given_a_reactor_by_assignment_shuts_down_when_that_reactor_stop
     other.run(installSignalHandlers=False)
     assert factory.shuttingDown
     assert factory.context.closed
+
+
+# -- every public name of txZMQ: present in txzmq2, or in docs/migrating.md -------------------
+
+_MODULES = [
+    "",
+    ".connection",
+    ".factory",
+    ".compat",
+    ".pubsub",
+    ".pushpull",
+    ".req_rep",
+    ".router_dealer",
+]
+_GUIDE = (pathlib.Path(__file__).parent.parent.parent / "docs" / "migrating.md").read_text()
+
+
+def _isPublic(module: ModuleType, name: str, value: object) -> bool:
+    """Whether ``name`` in txZMQ's ``module`` is its API, not a name it imported."""
+    if name.startswith("_") or inspect.ismodule(value):
+        return False
+    if module.__name__ == "txzmq.compat" or name.isupper():
+        return True  # PY3, binary_string_type (which is bytes), ZMQ3: constants
+    defined = str(getattr(value, "__module__", ""))
+    # Its own, or for the package, what it re-exports from its modules.
+    return defined == module.__name__ or (module.__name__ == "txzmq" and defined[:6] == "txzmq.")
+
+
+def _txzmqPublicNames() -> list[tuple[str, str]]:
+    """(module suffix, dotted name) of every public name of txZMQ's modules and of the
+    public attributes of its classes."""
+    names = []
+    for suffix in _MODULES:
+        module = importlib.import_module("txzmq" + suffix)
+        for name, value in vars(module).items():
+            if not _isPublic(module, name, value):
+                continue
+            names.append((suffix, name))
+            if inspect.isclass(value) and value.__module__ == module.__name__:
+                names += [
+                    (suffix, f"{name}.{attribute}")
+                    for attribute in vars(value)
+                    if not attribute.startswith("_")
+                ]
+    return names
+
+
+def _presentInTxzmq2(suffix: str, dotted: str) -> bool:
+    target: object = importlib.import_module("txzmq2" + suffix)
+    for part in dotted.split("."):
+        if not hasattr(target, part):
+            return False
+        target = getattr(target, part)
+    return True
+
+
+def _inGuide(name: str) -> bool:
+    """Whether the migration guide names ``name`` in code (within backticks)."""
+    return re.search(rf"`[^`]*\b{re.escape(name)}\b[^`]*`", _GUIDE) is not None
+
+
+def test_every_public_txzmq_name_is_in_txzmq2_or_in_the_migration_guide():
+    assert len(_txzmqPublicNames()) > 80  # txZMQ 1.0's API, as read from the installed package
+    missing = [
+        f"txzmq{suffix}.{dotted}"
+        for suffix, dotted in _txzmqPublicNames()
+        if not _presentInTxzmq2(suffix, dotted) and not _inGuide(dotted.rsplit(".", 1)[-1])
+    ]
+    assert missing == []
