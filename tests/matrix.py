@@ -6,6 +6,8 @@ Run the whole test suite on every reactor txzmq2 supports.
 
 ``--core`` runs only the core tests (which hold the transport and draft socket tests), on
 all four reactors: what the extra CI environments with other libzmq builds run.
+``--lean`` runs every test on the default reactor and the core tests on the three others:
+what CI runs on the second code path (``TXZMQ2_PURE_PYTHON=1``, see txzmq2/_fastpath.py).
 Other arguments are passed to every pytest run (for example ``-x`` or ``-k name``).
 Exits non-zero if any run fails.
 """
@@ -27,13 +29,15 @@ CORE_RUNS = [
     ("asyncio reactor, core tests", ["tests/core", "--reactor=asyncio"]),
     *RUNS[2:],
 ]
+LEAN_RUNS = [RUNS[0], CORE_RUNS[1], *RUNS[2:]]
 
 
 def main(extra: list[str]) -> int:
     runs = RUNS
-    if "--core" in extra:
-        extra = [argument for argument in extra if argument != "--core"]
-        runs = CORE_RUNS
+    for flag, selected in (("--core", CORE_RUNS), ("--lean", LEAN_RUNS)):
+        if flag in extra:
+            extra = [argument for argument in extra if argument != flag]
+            runs = selected
     failed = []
     for title, arguments in runs:
         print(f"\n===== {title} =====", flush=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from txzmq2 import _fastpath
 from txzmq2.bench.common import Measurement
 from txzmq2.bench.report import markdownTable
 
@@ -229,6 +230,26 @@ def test_asyncio_peers_are_not_applicable_to_rpc() -> None:
     assert result.returncode == 0, result.stderr
     [line] = jsonOutput(result)
     assert line["skipped"] == "zmq.asyncio has no RPC layer"
+
+
+@pytest.mark.skipif(not _fastpath.native, reason="txzmq2 runs on its pure-Python path here")
+def test_pure_python_path_is_measured_beside_the_native_path() -> None:
+    result = runSuite(
+        "--quick",
+        "--json",
+        "--case",
+        "push_pull_100B",
+        "--server-mode",
+        "inprocess",
+        *BASELINES,
+        "--impl",
+        "txzmq2_pure",
+    )
+    assert result.returncode == 0, result.stderr
+    lines = {line["impl"]: line for line in jsonOutput(result)}
+    assert lines.keys() == {"txzmq2", "txzmq2_pure", "pyzmq"}
+    pure = lines["txzmq2_pure"]
+    assert pure["error"] is None and pure["completed"] == pure["count"] and pure["ratio"] > 0
 
 
 def test_ratio_table_shows_each_peer_beside_txzmq2() -> None:

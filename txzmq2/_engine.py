@@ -12,6 +12,10 @@ ever scheduled.
 A pass is bounded in messages, in time and in frames: the time budget is checked inside a
 long message too, and the part already read waits for the next pass (a message's frames are
 all in libzmq's queue, so ``EVENTS`` keeps saying ``POLLIN`` until it is read).
+
+The read loop has a native twin (``_speedups.pyx``'s ``NativeSocket.readBatch``, chosen by
+:mod:`txzmq2._fastpath`): same steps, same budgets, without a Python object per frame. Long
+messages go on in :meth:`_Engine._readLong` on both paths.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from zmq.backend import Socket as _BaseSocket
 if TYPE_CHECKING:
     from twisted.internet.base import DelayedCall
 
+    from txzmq2._fastpath import FrameMetadata, NativeSocket
     from txzmq2._frames import Message
     from txzmq2.connection import ZmqConnection
 
@@ -50,6 +55,7 @@ class _Engine:
         "_connection",
         "_discarded",
         "_getOption",
+        "_native",
         "_outbound",
         "_partial",
         "_partialFirst",
@@ -69,17 +75,23 @@ class _Engine:
         # routing_id/group handling and enum conversion): a third of the per-frame cost.
         self._recv = _BaseSocket.recv.__get__(socket)
         self._getOption = _BaseSocket.get.__get__(socket)
+        # The native read loop, unless the connection's messages need zmq.Frame objects
+        # (draft sockets read routing ids and groups from the delivering frame).
+        self._native: NativeSocket | None = None
+        if reads and not connection._readsFrames:
+            self._native = connection._native
         self.reads = reads
         self.inPass = False
         self.passCall: DelayedCall | None = None
         self.received = 0
         """Whole messages delivered."""
-        # The first frame of the message being delivered, for messageProperty.
-        self.deliveringFrame: zmq.Frame | None = None
+        # The first frame of the message being delivered, for messageProperty (on the
+        # native path, an object with the same ``get``).
+        self.deliveringFrame: zmq.Frame | FrameMetadata | None = None
         # A message whose reading the time budget interrupted, and its first frame; with
         # _discarded > 0, one past maxFramesPerMessage, whose frames are being dropped.
         self._partial: Message | None = None
-        self._partialFirst: zmq.Frame | None = None
+        self._partialFirst: zmq.Frame | FrameMetadata | None = None
         self._discarded = 0
 
     def schedulePass(self) -> None:
@@ -172,6 +184,10 @@ class _Engine:
         # almost always there, and recv itself processes libzmq's pending commands); a
         # burst beyond that reads until Again.
         probe = not woken
+        if self._native is not None:
+            return self._native.readBatch(
+                self, connection, deliver, limit, deadline, probe, count, _LONG
+            )
         while count < limit:
             if probe:
                 events: int = self._getOption(_EVENTS)

@@ -22,6 +22,7 @@ from zmq.backend import Socket as _BaseSocket
 from zope.interface import implementer
 
 from txzmq2._engine import _Engine
+from txzmq2._fastpath import nativeSocket
 from txzmq2._frames import Frame, Message, MessageLike, ownFrames, toFrames
 from txzmq2._logging import RateLimitedLogger
 from txzmq2._options import applyOptions
@@ -156,6 +157,9 @@ class ZmqConnection:
     """Whether the connection reads its socket. ``None`` (the default) follows
     :attr:`socketType`: PUB, PUSH, RADIO and SCATTER sockets refuse ``recv``, so
     connections of those types never read."""
+    _readsFrames: ClassVar[bool] = False
+    # Messages are read as zmq.Frame objects, on the pure-Python path: draft sockets read
+    # a routing id or a group from the delivering frame, which the native path has not.
     monitored: ClassVar[bool] = False
     """Watch the socket's events from creation. Otherwise they are watched from the first
     call of :meth:`whenConnected` or :meth:`monitor` on: a connection that never asks costs
@@ -247,6 +251,8 @@ class ZmqConnection:
             # pyzmq's Cython send, past the Python wrapper (which only adds DRAFT routing_id
             # and group handling): a third of the per-frame cost on the hot path.
             self._send = _BaseSocket.send.__get__(self.socket)
+            # The native path's view of the socket (None on the pure-Python path).
+            self._native = nativeSocket(self.socket)
             routed = self.socketType in _ROUTED
             limit = self.sendQueueLimit
             if limit is None and routed:
@@ -591,8 +597,11 @@ class ZmqConnection:
     def _sendFrames(self, frames: list[bytes]) -> None:
         # A multipart message is accepted or refused as a whole at its first frame, so
         # zmq.Again can only come from the first send() below.
-        send = self._send
         try:
+            if self._native is not None:
+                self._native.sendFrames(frames)
+                return
+            send = self._send
             for frame in frames[:-1]:
                 send(frame, _NOBLOCK_SNDMORE, len(frame) < _ZERO_COPY_MIN)
             frame = frames[-1]

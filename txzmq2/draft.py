@@ -13,7 +13,7 @@ beside the data. Inside the connection's outbound queue such a message is two fr
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import zmq
 
@@ -53,6 +53,8 @@ class _TaggedConnection(_DraftConnection):
     tag on the one frame libzmq gets, :meth:`_tagOf` reads it from the frame received.
     """
 
+    _readsFrames = True  # _tagOf needs the zmq.Frame being delivered
+
     def _sendFrames(self, frames: list[bytes]) -> None:
         tag, data = frames
         frame = zmq.Frame(data)
@@ -67,7 +69,8 @@ class _TaggedConnection(_DraftConnection):
         frame = self._engine.deliveringFrame
         if frame is None:
             raise RuntimeError(f"{self!r}: no message is being delivered")
-        return self._tagOf(frame)
+        # A zmq.Frame: these connections read on the pure-Python path (_readsFrames).
+        return self._tagOf(cast(zmq.Frame, frame))
 
     def _tagOf(self, frame: zmq.Frame) -> bytes:
         raise NotImplementedError(f"{type(self).__name__} receives nothing")

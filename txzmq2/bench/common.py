@@ -42,12 +42,22 @@ __all__ = [
 
 Kind = Literal["sequential", "pipelined", "push_pull", "pub_sub"]
 
-IMPLEMENTATIONS = ("txzmq2", "pyzmq", "pyzmq_frames", "txzmq", "zmq_asyncio", "aiozmq")
+IMPLEMENTATIONS = (
+    "txzmq2",
+    "txzmq2_pure",
+    "pyzmq",
+    "pyzmq_frames",
+    "txzmq",
+    "zmq_asyncio",
+    "aiozmq",
+)
 """
-txzmq2; the plain blocking pyzmq baseline (the simplest program for each task, what every
-ratio is relative to); blocking pyzmq putting txzmq2's frames on the wire; and the event-loop
-peers: txZMQ (Twisted), pyzmq's ``zmq.asyncio`` and aiozmq (asyncio). txZMQ and aiozmq are
-optional (``txzmq2[bench]``).
+txzmq2 (on the native path when its extension is built); txzmq2 forced onto its
+pure-Python path (``TXZMQ2_PURE_PYTHON=1``; measured only when the native path is in use,
+else it is the first); the plain blocking pyzmq baseline (the simplest program for each
+task, what every ratio is relative to); blocking pyzmq putting txzmq2's frames on the wire;
+and the event-loop peers: txZMQ (Twisted), pyzmq's ``zmq.asyncio`` and aiozmq (asyncio).
+txZMQ and aiozmq are optional (``txzmq2[bench]``).
 """
 BASELINE = "pyzmq"
 """The implementation every ratio is relative to."""

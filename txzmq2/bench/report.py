@@ -26,6 +26,7 @@ __all__ = [
 
 NAMES = {
     "txzmq2": "txzmq2",
+    "txzmq2_pure": "txzmq2, pure Python",
     "pyzmq": "pyzmq",
     "pyzmq_frames": "pyzmq, txzmq2's frames",
     "txzmq": "txZMQ",

@@ -2,7 +2,8 @@
 The command line: ``python -m txzmq2.bench`` (or ``txzmq2 bench``).
 
 For each selected case, transport and server mode it runs one worker process per
-implementation (txzmq2, plain pyzmq, pyzmq with txzmq2's frames, then the event-loop peers:
+implementation (txzmq2, txzmq2 on its pure-Python path when the native one is built, plain
+pyzmq, pyzmq with txzmq2's frames, then the event-loop peers:
 txZMQ, zmq.asyncio, aiozmq, the optional ones when importable), shows progress on stderr and
 prints the tables (or JSON lines) on stdout at the end. A case an implementation cannot run
 (the peers have no RPC in txzmq2's wire format) is reported as n/a. The exit status is 1 when
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -22,6 +24,7 @@ from collections.abc import Sequence
 from itertools import product
 from time import perf_counter
 
+from txzmq2 import _fastpath
 from txzmq2.bench.common import (
     CASES,
     IMPLEMENTATIONS,
@@ -50,7 +53,7 @@ WORKER_GRACE = 30.0
 IMPORT_TIMEOUT = 30.0
 OPTIONAL = {"txzmq": "txZMQ", "aiozmq": "aiozmq"}
 """Implementations measured only when importable: package -> name on PyPI."""
-OURS = ("txzmq2", "pyzmq", "pyzmq_frames")
+OURS = ("txzmq2", "txzmq2_pure", "pyzmq", "pyzmq_frames")
 """Implementations whose failure fails the run (a peer's is a finding about that peer)."""
 
 
@@ -134,6 +137,10 @@ def _selectImplementations(
     """
     selected = [impl for impl in IMPLEMENTATIONS if not names or impl in names]
     notes: list[str] = []
+    if "txzmq2_pure" in selected and not _fastpath.native:
+        # Then txzmq2 itself runs on the pure-Python path: measuring it twice says nothing.
+        selected.remove("txzmq2_pure")
+        notes.append(f"txzmq2 runs on its pure-Python path here: {_fastpath.reason}.")
     for impl in [impl for impl in selected if impl in OPTIONAL]:
         problem = _importProblem(impl)
         if problem is None:
@@ -152,12 +159,16 @@ def _selectImplementations(
 def _runWorker(spec: Spec) -> Measurement:
     """Run one measurement in a fresh worker process; a failure becomes an error row."""
     failed = Measurement.of(spec)
+    environment = dict(os.environ)
+    if spec.impl == "txzmq2_pure":
+        environment[_fastpath.ENVIRONMENT_VARIABLE] = "1"  # the worker and its peer
     try:
         process = subprocess.run(
             [sys.executable, "-m", "txzmq2.bench.worker", spec.toJson()],
             capture_output=True,
             text=True,
             timeout=spec.timeout + WORKER_GRACE,
+            env=environment,
         )
     except subprocess.TimeoutExpired:
         failed.error = f"worker exceeded {spec.timeout + WORKER_GRACE:g} s and was killed"

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
     spec = Spec.fromJson(arguments[0])
     try:
-        if spec.impl == "txzmq2":
+        if spec.impl in ("txzmq2", "txzmq2_pure"):
             from txzmq2.bench.cases import measure
         elif spec.impl == "txzmq":
             from txzmq2.bench.txzmq_cases import measure
