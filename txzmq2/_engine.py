@@ -229,15 +229,20 @@ class _Engine:
         return None
 
     def _deliver(self, deliver: object, message: Message) -> None:
-        # Counted before delivery: the receiver may look at the count (and run on).
+        # Counted before delivery: the receiver may look at the count (and run on). The
+        # native read loop does the same inline.
         self.received += 1
         try:
             deliver(message)  # type: ignore[operator]
         except Exception:
-            self._connection._log.failure(
-                "{connection}: unhandled error while delivering a message",
-                connection=self._connection,
-            )
+            self._deliveryFailed()
+
+    def _deliveryFailed(self) -> None:
+        """Log the exception a receiver raised (called while it is being handled)."""
+        self._connection._log.failure(
+            "{connection}: unhandled error while delivering a message",
+            connection=self._connection,
+        )
 
     def _readLong(self, deadline: float) -> tuple[bool, Message | None]:
         """

@@ -15,8 +15,18 @@ import sys
 from pathlib import Path
 
 import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.logger import globalLogPublisher
 
-from txzmq2 import ZmqPullConnection, _fastpath
+from txzmq2 import (
+    ZmqEndpoint,
+    ZmqEndpointType,
+    ZmqPullConnection,
+    ZmqPushConnection,
+    _fastpath,
+)
 
 ROOT = Path(__file__).parent.parent.parent
 built = importlib.util.find_spec("txzmq2._speedups") is not None
@@ -123,3 +133,37 @@ def test_native_and_pure_paths_deliver_the_same_messages():
     assert native["counts"] == pure["counts"] == [6, 1, 7]
     assert [len(message) - 1 for message in native["received"]] == [1, 3, 200, 2, 2, 1]
     assert {message[-1] for message in native["received"]} == {"PUSH"}
+
+
+@pytest_twisted.ensureDeferred
+async def test_receiver_that_raises_is_logged_and_the_next_message_still_arrives(
+    zmq_factory, zmq_address
+):
+    events: list[dict[str, object]] = []
+    arrived: list[list[bytes]] = []
+    second: Deferred[None] = Deferred()
+
+    def receive(message: list[bytes]) -> None:
+        arrived.append(message)
+        if message == [b"first"]:
+            raise ValueError("the receiver failed")
+        second.callback(None)
+
+    address = zmq_address("inproc")
+    pull = ZmqPullConnection(
+        zmq_factory, ZmqEndpoint(ZmqEndpointType.bind, address), receiver=receive
+    )
+    push = ZmqPushConnection(zmq_factory, ZmqEndpoint(ZmqEndpointType.connect, address))
+    globalLogPublisher.addObserver(events.append)
+    try:
+        push.send(b"first")
+        push.send(b"second")
+        await second.addTimeout(10, reactor)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    failures = [event["log_failure"] for event in events if "log_failure" in event]
+    assert [failure.value.args for failure in failures] == [("the receiver failed",)]  # type: ignore[attr-defined]
+    assert arrived == [[b"first"], [b"second"]]
+    assert pull.stats().received == 2
+    push.shutdown()
+    pull.shutdown()
