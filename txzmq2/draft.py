@@ -134,7 +134,6 @@ class ZmqRadioConnection(_TaggedConnection):
     """
 
     socketType = zmq.RADIO
-    receives = False
 
     def publish(self, group: bytes | str, data: bytes) -> None:
         """Send ``data`` to the DISH peers in ``group`` (at most 255 bytes of UTF-8)."""
@@ -183,7 +182,6 @@ class ZmqScatterConnection(_DraftConnection):
     """A SCATTER socket (draft): single-frame messages round-robin to GATHER peers."""
 
     socketType = zmq.SCATTER
-    receives = False
 
     def sendMsg(self, data: bytes) -> None:
         """Send one single-frame message to the next GATHER peer."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import AsyncIterator
 
-import zmq
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.python.failure import Failure
@@ -24,11 +23,6 @@ from txzmq2.errors import ZmqConnectionClosed, ZmqTimeoutError
 from txzmq2.factory import ZmqFactory
 
 __all__ = ["ZmqSocket"]
-
-# Socket types whose sockets refuse recv.
-_SEND_ONLY = frozenset(
-    getattr(zmq, name) for name in ("PUB", "PUSH", "SCATTER", "RADIO") if hasattr(zmq, name)
-)
 
 
 class ZmqSocket(ZmqConnection):
@@ -64,10 +58,10 @@ class ZmqSocket(ZmqConnection):
         identity: bytes | str | None = None,
         security: ZmqSecurity | None = None,
     ) -> None:
-        # The base class reads both as class attributes; here they are per instance
-        # (setattr: they are ClassVars there, as for every fixed-type connection).
+        # The base class reads it as a class attribute; here it is per instance (setattr:
+        # it is a ClassVar there, as for every fixed-type connection). Whether the socket
+        # reads follows from it.
         setattr(self, "socketType", socketType)  # noqa: B010
-        setattr(self, "receives", socketType not in _SEND_ONLY)  # noqa: B010
         self._buffer: deque[Message] = deque()
         self._waiters: deque[Deferred[Message]] = deque()
         # Reading is paused by a full buffer, by the user (pauseProducing), or both; it

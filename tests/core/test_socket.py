@@ -178,3 +178,14 @@ async def test_receive_works_from_asyncio_code_through_as_future(zmq_factory, zm
     assert await consumer == [b"from asyncio"]
     push.shutdown()
     pull.shutdown()
+
+
+@pytest_twisted.ensureDeferred
+async def test_send_only_socket_type_sends(zmq_factory, zmq_address, loggedFailures):
+    pull = ZmqSocket(zmq_factory, zmq.PULL, ZmqEndpoint(bind, zmq_address("inproc")))
+    push = ZmqSocket(zmq_factory, zmq.PUSH, ZmqEndpoint(connect, pull.lastEndpoint))
+    push.send(b"from a PUSH ZmqSocket")
+    assert await pull.receive(timeout=10) == [b"from a PUSH ZmqSocket"]
+    assert loggedFailures == []  # it never tried to read its write-only socket
+    push.shutdown()
+    pull.shutdown()
