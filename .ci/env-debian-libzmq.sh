@@ -18,6 +18,7 @@ mkdir -p "$DIR"
 apt_install build-essential pkg-config libzmq3-dev iproute2
 
 fresh_venv "$DIR/venv"
-PYZMQ_NO_BUNDLE=1 python -m pip install --quiet --no-binary pyzmq --no-cache-dir pyzmq
-python -m pip install --quiet -e ".[test]"
+LOG="$DIR/build.log"
+PYZMQ_NO_BUNDLE=1 step "$LOG" python -m pip install --no-binary pyzmq --no-cache-dir pyzmq
+step "$LOG" python -m pip install -e ".[test]"
 python -c "import zmq; print('pyzmq', zmq.__version__, 'libzmq', zmq.zmq_version(), 'pgm', zmq.has('pgm'))"

@@ -32,19 +32,19 @@ apt-get "${APT[@]}" update -q
 (cd "$DIR/src" && apt-get "${APT[@]}" source --download-only zeromq3 2>&1 | sed '/unsandboxed/d')
 tar -xzf "$DIR"/src/zeromq3_*.orig.tar.gz -C "$DIR/src"
 
-# The compiler's warnings about libzmq's own code go to a log, shown only if the build fails.
-build() { "$@" >>"$DIR/build.log" 2>&1 || { tail -n 40 "$DIR/build.log"; return 1; }; }
-build cmake -S "$DIR"/src/libzmq-* -B "$DIR/build" -DCMAKE_BUILD_TYPE=Release \
+# The compiler's warnings about libzmq's own code go to a log, shown only if a step fails.
+LOG="$DIR/build.log"
+step "$LOG" cmake -S "$DIR"/src/libzmq-* -B "$DIR/build" -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_INSTALL_PREFIX="$DIR/libzmq" -DENABLE_DRAFTS=ON -DWITH_LIBSODIUM=ON \
     -DBUILD_TESTS=OFF -DBUILD_STATIC=OFF -DWITH_DOCS=OFF -DWITH_PERF_TOOL=OFF
-build cmake --build "$DIR/build" --parallel "$(nproc)"
-build cmake --install "$DIR/build"
+step "$LOG" cmake --build "$DIR/build" --parallel "$(nproc)"
+step "$LOG" cmake --install "$DIR/build"
 
 fresh_venv "$DIR/venv"
 # pyzmq finds this libzmq through ZMQ_PREFIX and links it with an rpath, so the venv works
 # without LD_LIBRARY_PATH.
 ZMQ_PREFIX="$DIR/libzmq" ZMQ_DRAFT_API=1 \
-    python -m pip install --quiet --no-binary pyzmq --no-cache-dir pyzmq
-python -m pip install --quiet -e ".[test]"
+    step "$LOG" python -m pip install --no-binary pyzmq --no-cache-dir pyzmq
+step "$LOG" python -m pip install -e ".[test]"
 python -c "import zmq; assert zmq.DRAFT_API, 'pyzmq built without the draft API';
 print('pyzmq', zmq.__version__, 'libzmq', zmq.zmq_version(), 'draft API', zmq.DRAFT_API)"

@@ -26,3 +26,16 @@ fresh_venv() {
     source "$1/bin/activate"
     python -m pip install --quiet --upgrade pip
 }
+
+# step LOG COMMAND...: run a noisy build step with its output in LOG; when it fails, say which
+# step and show the end of LOG (so a CI failure is never silent).
+step() {
+    local log="$1"
+    shift
+    "$@" >>"$log" 2>&1 || {
+        local status=$?
+        echo "FAILED (status $status): $*" >&2
+        tail -n 60 "$log" >&2
+        return "$status"
+    }
+}
