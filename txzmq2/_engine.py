@@ -155,8 +155,9 @@ class _Engine:
             self.schedulePass()
         elif events & _POLLOUT and outbound.length:
             outbound.writable()
-        # Last: what drain waiters do next (send more, shut down) finds the pass done.
-        outbound.afterPass()
+        if not outbound.length and outbound.afterEmpty:
+            # Last: what drain waiters do next (send more, shut down) finds the pass done.
+            outbound.afterPass()
 
     def _readBatch(self, woken: bool) -> int | None:
         """
@@ -176,7 +177,7 @@ class _Engine:
             count += 1
             if message is not None:
                 self._deliver(deliver, message)
-                if connection.closed or connection._readPaused:
+                if connection._closed or connection._readPaused:
                     return None
         # Most wake-ups carry one message (request-reply). Ending a recv loop costs a
         # zmq.Again exception, twice the price of reading EVENTS: so look before the
@@ -220,8 +221,16 @@ class _Engine:
             count += 1
             probe = count == 1
             if message is not None:
-                self._deliver(deliver, message)
-                if connection.closed or connection._readPaused:
+                # Inline, not _deliver: this is the hot path (a call per message costs).
+                self.received += 1
+                try:
+                    deliver(message)
+                except Exception:
+                    connection._log.failure(
+                        "{connection}: unhandled error while delivering a message",
+                        connection=connection,
+                    )
+                if connection._closed or connection._readPaused:
                     break
             if monotonic() > deadline:
                 break

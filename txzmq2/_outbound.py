@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from txzmq2.connection import ZmqConnection
 
-__all__ = ["RETRY_MAX", "RETRY_MIN"]
+__all__: list[str] = []
 
 # Backoff of flush retries while a destination stays full although the socket says POLLOUT
 # (a ROUTER's other peers, or an XPUB, which always says POLLOUT) (seconds).
@@ -70,6 +70,7 @@ class _Outbound:
         "_retryCall",
         "_retryDelay",
         "_sendFrames",
+        "afterEmpty",
         "dropWhenFull",
         "dropped",
         "fruitless",
@@ -104,6 +105,9 @@ class _Outbound:
         self._retryCall: DelayedCall | None = None
         self._retryDelay = RETRY_MIN
         self._drainWaiters: list[Deferred[None]] = []
+        self.afterEmpty = False
+        """Whether :meth:`afterPass` has work once the queue is empty (a backoff to reset,
+        drain waiters to fire): the engine skips the call otherwise."""
         # An IPushProducer or IPullProducer (zope interfaces are opaque to mypy).
         self._producer: Any = None
         self._producerStreaming = False
@@ -124,15 +128,16 @@ class _Outbound:
         """
         if self.length and (frames[0] if self.routed else None) in self._destinations:
             # Keep order: nothing overtakes what is already queued for its destination.
-            return self._enqueue(frames)
+            return self.enqueue(frames)
         try:
             self._sendFrames(frames)
         except zmq.Again:
-            return self._enqueue(frames)
+            return self.enqueue(frames)
         self.sent += 1
         return None
 
-    def _enqueue(self, frames: list[bytes]) -> int | None:
+    def enqueue(self, frames: list[bytes]) -> int | None:
+        """Queue ``frames`` (libzmq refused them); the token, or ``None`` if dropped."""
         key = frames[0] if self.routed else None
         queue = self._destinations.get(key)
         if queue is None:
@@ -243,6 +248,7 @@ class _Outbound:
         elif self._retryCall is None:
             self._retryCall = self._connection._reactor.callLater(self._retryDelay, self._retry)
             self._retryDelay = min(self._retryDelay * 2, RETRY_MAX)
+            self.afterEmpty = True
 
     def _retry(self) -> None:
         self._retryCall = None
@@ -252,6 +258,7 @@ class _Outbound:
         """End of a pass: reset the backoff and fire the drain waiters once empty."""
         if not self.length:
             self._retryDelay = RETRY_MIN
+            self.afterEmpty = False
             if self._drainWaiters:
                 self._fireDrainWaiters()
 
@@ -263,6 +270,7 @@ class _Outbound:
             return succeed(None)
         waiter: Deferred[None] = Deferred(self._drainWaiters.remove)
         self._drainWaiters.append(waiter)
+        self.afterEmpty = True
         if timeout is not None:
 
             def timedOut(failure: Failure) -> Failure:

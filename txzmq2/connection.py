@@ -587,8 +587,17 @@ class ZmqConnection:
         """
         if self._closed:
             raise ZmqConnectionClosed(f"{self!r} is shut down; cannot send")
+        outbound = self._outbound
         try:
-            return self._outbound.send(frames)
+            if outbound.length:
+                return outbound.send(frames)
+            # Nothing queued (the hot path): straight to libzmq, the queue only on EAGAIN.
+            try:
+                self._sendFrames(frames)
+            except zmq.Again:
+                return outbound.enqueue(frames)
+            outbound.sent += 1
+            return None
         finally:
             # The send may have consumed the FD's edge with replies already waiting.
             if not self._engine.inPass:

@@ -163,7 +163,15 @@ class ZmqREQConnection(ZmqConnection):
         # connection down, and the request must then fail like every other pending one.
         request = _Request(deferred, frames, timeout, retries)
         self._pending[requestId] = request
-        if self.requestIds or self._onWire is None:
+        if timeout is None and self.requestIds:
+            # The hot path: no deadline, nothing to wait for; _put's work inline.
+            request.tries = 1
+            try:
+                request.token = self._sendMessage(frames)
+            except Exception:
+                self._finish(requestId)
+                return fail()
+        elif self.requestIds or self._onWire is None:
             try:
                 self._put(requestId, request)
             except Exception:
