@@ -23,13 +23,16 @@ from twisted.internet.defer import DeferredQueue
 
 from tests.peers import inThread
 from txzmq2 import (
+    ZmqDealerConnection,
     ZmqEndpoint,
     ZmqEndpointType,
+    ZmqPairConnection,
     ZmqPubConnection,
     ZmqPullConnection,
     ZmqPushConnection,
     ZmqREPConnection,
     ZmqREQConnection,
+    ZmqRouterConnection,
     ZmqSubConnection,
     capabilities,
 )
@@ -109,6 +112,52 @@ async def test_request_gets_its_reply_over_websocket(zmq_factory):
     assert await client.sendMsg(b"hello", timeout=TIMEOUT) == [b"echo", b"hello"]
     client.shutdown()
     server.shutdown()
+
+
+class Frames:
+    """Puts the frames of each ``gotMessage`` call in ``received``."""
+
+    def __init__(self, *args, **kwargs):
+        self.received: DeferredQueue[tuple[bytes, ...]] = DeferredQueue()
+        super().__init__(*args, **kwargs)
+
+    def gotMessage(self, *frames):
+        self.received.put(frames)
+
+
+class Router(Frames, ZmqRouterConnection): ...
+
+
+class Dealer(Frames, ZmqDealerConnection): ...
+
+
+class Pair(Frames, ZmqPairConnection): ...
+
+
+@needs("ws")
+@pytest_twisted.ensureDeferred
+async def test_dealer_and_router_talk_over_websocket(zmq_factory):
+    router = Router(zmq_factory, ZmqEndpoint(bind, _ws("/route")))
+    dealer = Dealer(zmq_factory, ZmqEndpoint(connect, router.lastEndpoint), identity=b"d")
+    dealer.sendMsg(b"ping")
+    assert await router.received.get().addTimeout(TIMEOUT, reactor) == (b"d", b"ping")
+    router.sendMsg(b"d", b"pong")
+    assert await dealer.received.get().addTimeout(TIMEOUT, reactor) == (b"pong",)
+    dealer.shutdown()
+    router.shutdown()
+
+
+@needs("ws")
+@pytest_twisted.ensureDeferred
+async def test_pair_peers_talk_over_websocket(zmq_factory):
+    left = Pair(zmq_factory, ZmqEndpoint(bind, _ws()))
+    right = Pair(zmq_factory, ZmqEndpoint(connect, left.lastEndpoint))
+    right.sendMultipart([b"two", b"frames"])
+    assert await left.received.get().addTimeout(TIMEOUT, reactor) == (b"two", b"frames")
+    left.sendMsg(b"back")
+    assert await right.received.get().addTimeout(TIMEOUT, reactor) == (b"back",)
+    right.shutdown()
+    left.shutdown()
 
 
 @needs("ws")
