@@ -6,11 +6,14 @@ What txzmq2 uses of a reactor, as a type: any Twisted reactor with ``IReactorFDS
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from twisted.internet.base import DelayedCall
 
-__all__ = ["ReactorLike"]
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
+
+__all__ = ["ReactorLike", "asReactorTime"]
 
 
 class ReactorLike(Protocol):
@@ -36,3 +39,11 @@ class ReactorLike(Protocol):
     ) -> Any: ...
 
     def removeSystemEventTrigger(self, triggerID: Any) -> None: ...
+
+    def callWhenRunning(self, callable: Callable[..., Any], *args: Any, **kw: Any) -> Any: ...
+
+
+def asReactorTime(reactor: ReactorLike) -> IReactorTime:
+    """The same reactor, as the ``IReactorTime`` Twisted's own APIs are typed with
+    (``Deferred.addTimeout``, ``LoopingCall.clock``): zope interfaces are opaque to mypy."""
+    return cast("IReactorTime", reactor)

@@ -31,6 +31,7 @@ from zmq.auth.base import Authenticator
 from zmq.utils import z85
 
 from txzmq2._logging import RateLimitedLogger
+from txzmq2._reactor import asReactorTime
 from txzmq2.endpoint import ZmqEndpoint, ZmqEndpointType
 from txzmq2.errors import ZmqError, ZmqUnknownRequestError
 from txzmq2.reqrep import ZmqREPConnection
@@ -145,7 +146,7 @@ class _ZapHandler(ZmqREPConnection):
         authenticator = self.authenticator
         decided = Deferred.fromCoroutine(authenticator._decide(list(frames)))
         self._deciding[messageId] = decided
-        decided.addTimeout(authenticator.requestTimeout, self.factory.reactor)
+        decided.addTimeout(authenticator.requestTimeout, asReactorTime(self.factory.reactor))
         decided.addBoth(self._decided, messageId)
         decided.addCallbacks(
             self._answer,

@@ -23,7 +23,7 @@ from zope.interface import implementer
 
 from txzmq2._engine import _Engine
 from txzmq2._fastpath import nativeSocket
-from txzmq2._frames import Frame, Message, MessageLike, ownFrames, toFrames
+from txzmq2._frames import Frame, Message, MessageLike, toFrames
 from txzmq2._logging import RateLimitedLogger
 from txzmq2._options import applyOptions
 from txzmq2._outbound import _Outbound
@@ -51,10 +51,6 @@ __all__ = [
     "ZmqEndpointType",
     "ZmqSecurity",
 ]
-
-# Kept importable under their old names (other modules and users' code import them).
-_toFrames = toFrames
-_ownFrames = ownFrames
 
 _NOBLOCK = int(zmq.NOBLOCK)
 _NOBLOCK_SNDMORE = int(zmq.NOBLOCK | zmq.SNDMORE)

@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from txzmq2.errors import ZmqError
 
 if TYPE_CHECKING:
+    from txzmq2._reactor import ReactorLike
     from txzmq2.connection import ZmqConnection
 
 __all__ = ["ZmqFactory"]
@@ -34,10 +35,10 @@ class _GlobalReactor:
     program assigns, takes precedence without replacing anything else.
     """
 
-    def __get__(self, instance: object, owner: type | None = None) -> Any:
+    def __get__(self, instance: object, owner: type | None = None) -> ReactorLike:
         from twisted.internet import reactor
 
-        return reactor
+        return cast("ReactorLike", reactor)
 
 
 class ZmqFactory:
@@ -60,7 +61,7 @@ class ZmqFactory:
     """
 
     _log = Logger()
-    reactor: Any = _GlobalReactor()
+    reactor: ReactorLike = _GlobalReactor()  # type: ignore[assignment]
     """
     The reactor of this factory's connections: the one given, else a class attribute a
     txZMQ program set (``ZmqFactory.reactor = r`` or on a subclass), else the global one,
@@ -77,7 +78,7 @@ class ZmqFactory:
 
     def __init__(
         self,
-        reactor: Any = None,
+        reactor: ReactorLike | None = None,
         context: zmq.Context[Any] | None = None,
         ioThreads: int | None = None,
         lingerPeriod: int | None = None,

@@ -18,7 +18,8 @@ from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.python.failure import Failure
 
 from txzmq2._deadlines import _Deadlines
-from txzmq2.connection import Frame, Message, ZmqConnection, _ownFrames
+from txzmq2._frames import ownFrames
+from txzmq2.connection import Frame, Message, ZmqConnection
 from txzmq2.endpoint import ZmqEndpointType
 from txzmq2.errors import ZmqConnectionClosed, ZmqRequestTimeoutError, ZmqUnknownRequestError
 
@@ -154,9 +155,9 @@ class ZmqREQConnection(ZmqConnection):
         deferred: Deferred[Message] = Deferred(cancel)
         try:
             if self.requestIds:
-                frames = _ownFrames([requestId, b"", *parts])
+                frames = ownFrames([requestId, b"", *parts])
             else:
-                frames = _ownFrames([b"", *parts])
+                frames = ownFrames([b"", *parts])
         except Exception:
             return fail()
         # Registered before sending: code running inside send() (a producer) may shut the

@@ -17,6 +17,7 @@ from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.python.failure import Failure
 
 from txzmq2._capabilities import creatingSocketOfType
+from txzmq2._reactor import asReactorTime
 from txzmq2.connection import Message, ZmqConnection, ZmqSecurity
 from txzmq2.endpoint import ZmqEndpoint
 from txzmq2.errors import ZmqConnectionClosed, ZmqTimeoutError
@@ -99,7 +100,7 @@ class ZmqSocket(ZmqConnection):
                     raise ZmqTimeoutError(f"no message within {timeout} s")
                 return failure
 
-            waiter.addTimeout(timeout, self.factory.reactor).addErrback(timedOut)
+            waiter.addTimeout(timeout, asReactorTime(self.factory.reactor)).addErrback(timedOut)
         return waiter
 
     def __aiter__(self) -> AsyncIterator[Message]:

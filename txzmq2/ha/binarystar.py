@@ -20,6 +20,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import LoopingCall
 
 from txzmq2._logging import RateLimitedLogger
+from txzmq2._reactor import ReactorLike, asReactorTime
 from txzmq2.connection import Message, ZmqConnection
 from txzmq2.endpoint import ZmqEndpoint, ZmqEndpointType
 from txzmq2.errors import ZmqConnectionClosed
@@ -117,7 +118,7 @@ class BinaryStar:
         """Called on every transition into ``active``."""
         self.onPassive: Callable[[], object] | None = None
         """Called on every transition into ``passive``."""
-        self._reactor: Any = factory.reactor
+        self._reactor: ReactorLike = factory.reactor
         self._waiters: list[Deferred[None]] = []
         self._stopped = False
         # Silence at start counts from now: a node must hear its peer, or give it two
@@ -132,7 +133,7 @@ class BinaryStar:
             self._publisher.shutdown()
             raise
         self._beat = LoopingCall(self._publish)
-        self._beat.clock = self._reactor
+        self._beat.clock = asReactorTime(self._reactor)
         self._beat.start(heartbeat, now=True)
         factory.addShutdownHook(self.shutdown)
 

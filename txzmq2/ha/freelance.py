@@ -19,8 +19,10 @@ from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
+from txzmq2._frames import toFrames
 from txzmq2._logging import RateLimitedLogger
-from txzmq2.connection import Frame, Message, ZmqSecurity, _toFrames
+from txzmq2._reactor import ReactorLike, asReactorTime
+from txzmq2.connection import Frame, Message, ZmqSecurity
 from txzmq2.endpoint import ZmqEndpoint, ZmqEndpointType
 from txzmq2.errors import ZmqConnectionClosed, ZmqRequestTimeoutError
 from txzmq2.factory import ZmqFactory
@@ -162,7 +164,7 @@ class FreelanceServer:
         if self.connection.closed:
             return
         try:
-            frames = _toFrames(result)
+            frames = toFrames(result)
         except (TypeError, ValueError):
             raise TypeError(
                 f"the handler returned {result!r:.80}; a reply is bytes or a non-empty"
@@ -274,14 +276,14 @@ class FreelanceClient:
         self.timeout = timeout
         self.retries = retries
         self.pingInterval = pingInterval
-        self._reactor: Any = factory.reactor
+        self._reactor: ReactorLike = factory.reactor
         self._pending: dict[bytes, _Request] = {}
         self._requestIdPrefix = os.urandom(4)
         self._nextRequestId = 0
         self._current: _ServerLink | None = None
         self._closed = False
         self._pinger = LoopingCall(self._ping)
-        self._pinger.clock = self._reactor
+        self._pinger.clock = asReactorTime(self._reactor)
         self._links: list[_ServerLink] = []
         try:
             for server in servers:
@@ -332,7 +334,7 @@ class FreelanceClient:
         # A random prefix per client: a late reply meant for another client's request of
         # the same number (through a reused identity) is never taken for ours.
         requestId = self._requestIdPrefix + self._nextRequestId.to_bytes(8, "big")
-        frames = _toFrames([requestId, *parts])
+        frames = toFrames([requestId, *parts])
         if self._closed:
             return fail(ZmqConnectionClosed(f"{self!r} is shut down; cannot send a request"))
 

@@ -19,6 +19,7 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.python.failure import Failure
 
 from txzmq2._logging import RateLimitedLogger
+from txzmq2._reactor import ReactorLike
 from txzmq2.connection import Frame, Message, ZmqSecurity
 from txzmq2.endpoint import ZmqEndpoint, ZmqEndpointType
 from txzmq2.errors import RemoteError, ZmqProtocolError, ZmqUnknownRequestError
@@ -117,7 +118,7 @@ class TitanicService:
         self.dispatchTimeout = dispatchTimeout
         self.retryDelay = retryDelay
         self.maxInFlight = maxInFlight
-        self._reactor: Any = factory.reactor
+        self._reactor: ReactorLike = factory.reactor
         self._closed = False
         # Stored, not answered, not being dispatched: in the order they came.
         self._waiting: dict[str, StoredRequest] = {}

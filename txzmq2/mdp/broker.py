@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
 
 from twisted.internet.task import LoopingCall
 
 from txzmq2._logging import RateLimitedLogger
+from txzmq2._reactor import ReactorLike, asReactorTime
 from txzmq2.connection import Message, ZmqSecurity
 from txzmq2.endpoint import ZmqEndpoint
 from txzmq2.errors import ZmqUnroutableError
@@ -200,14 +200,14 @@ class MajordomoBroker:
         self.maxQueuedRequests = maxQueuedRequests
         self.requestExpiry = requestExpiry
         self.busyWorkerExpiry = busyWorkerExpiry
-        self._reactor: Any = factory.reactor
+        self._reactor: ReactorLike = factory.reactor
         self._workers: dict[bytes, _Worker] = {}
         self._services: dict[bytes, _Service] = {}
         self._queued = 0
         self._refusedCount = 0
         self._expiredCount = 0
         self._heartbeat = LoopingCall(self._guardedTick)
-        self._heartbeat.clock = self._reactor
+        self._heartbeat.clock = asReactorTime(self._reactor)
         self.connection: ZmqRouterConnection = _BrokerConnection(
             self, factory, endpoint, maxMessageSize, security
         )

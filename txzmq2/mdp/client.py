@@ -11,12 +11,14 @@ late reply on it could otherwise be taken for the answer to the next request.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred, fail
 
+from txzmq2._frames import toFrames
 from txzmq2._logging import RateLimitedLogger
-from txzmq2.connection import Frame, Message, ZmqSecurity, _toFrames
+from txzmq2._reactor import ReactorLike
+from txzmq2.connection import Frame, Message, ZmqSecurity
 from txzmq2.endpoint import ZmqEndpoint
 from txzmq2.errors import ZmqConnectionClosed, ZmqRequestTimeoutError
 from txzmq2.factory import ZmqFactory
@@ -103,7 +105,7 @@ class MajordomoClient:
         self.endpoint = ZmqEndpoint(*endpoint)
         # Fail now, not at the first request, on an address that cannot work.
         self.endpoint.validate()
-        self._reactor: Any = factory.reactor
+        self._reactor: ReactorLike = factory.reactor
         self._pending: dict[_RequestConnection, _Request] = {}
         self._idle: list[_RequestConnection] = []
         self._closed = False
@@ -150,7 +152,7 @@ class MajordomoClient:
         if timeout is None:
             timeout = self.defaultRequestTimeout
         _checkRequestOptions(timeout, retries)
-        message = _toFrames([b"", CLIENT, name, *frames])
+        message = toFrames([b"", CLIENT, name, *frames])
         if self._closed or self.factory.shuttingDown:
             return fail(ZmqConnectionClosed(f"{self!r} is shut down; cannot send a request"))
 

@@ -12,8 +12,10 @@ from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
+from txzmq2._frames import toFrames
 from txzmq2._logging import RateLimitedLogger
-from txzmq2.connection import ZmqSecurity, _toFrames
+from txzmq2._reactor import ReactorLike, asReactorTime
+from txzmq2.connection import ZmqSecurity
 from txzmq2.endpoint import ZmqEndpoint
 from txzmq2.errors import ZmqConnectionClosed
 from txzmq2.factory import ZmqFactory
@@ -136,7 +138,7 @@ class MajordomoWorker:
         self.heartbeatLiveness = heartbeatLiveness
         self.reconnectDelay = reconnectDelay
         self.maxReconnectDelay = maxReconnectDelay
-        self._reactor: Any = factory.reactor
+        self._reactor: ReactorLike = factory.reactor
         self._connection: _WorkerConnection | None = None
         self._expiresAt = 0.0
         self._sentSinceTick = False
@@ -148,7 +150,7 @@ class MajordomoWorker:
         self._inHand = 0
         self._stopped = False
         self._heartbeat = LoopingCall(self._guardedTick)
-        self._heartbeat.clock = self._reactor
+        self._heartbeat.clock = asReactorTime(self._reactor)
         self._open()
         self._heartbeat.start(heartbeatInterval, now=False)
         # Also while it waits to reconnect, when it has no connection for the factory's
@@ -320,7 +322,7 @@ class MajordomoWorker:
 
     def _replyWith(self, reply: Any, connection: _WorkerConnection, client: bytes) -> None:
         try:
-            frames = _toFrames(reply)
+            frames = toFrames(reply)
         except (TypeError, ValueError):
             raise TypeError(
                 f"the handler returned {reply!r:.80}; a reply is bytes or a non-empty"

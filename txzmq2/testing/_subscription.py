@@ -8,6 +8,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 
+from txzmq2._reactor import asReactorTime
 from txzmq2.connection import Message, ZmqConnection
 from txzmq2.errors import ZmqTimeoutError
 
@@ -54,10 +55,10 @@ async def waitForSubscription(
     subscriber.receiver = intercept
     subscriber.subscribe(probe)  # type: ignore[attr-defined]
     sender = LoopingCall(publisher.publish, b"probe", probe)
-    sender.clock = reactor
+    sender.clock = asReactorTime(reactor)
     sender.start(0.001)
     try:
-        arrived.addTimeout(timeout, reactor)
+        arrived.addTimeout(timeout, asReactorTime(reactor))
         try:
             await arrived
         except Exception:
@@ -67,7 +68,7 @@ async def waitForSubscription(
         sender.stop()
         # Probes still in flight come before this one; swallow them all.
         publisher.publish(b"end", probe)
-        finished.addTimeout(timeout, reactor)
+        finished.addTimeout(timeout, asReactorTime(reactor))
         await finished
     finally:
         if sender.running:
