@@ -68,6 +68,8 @@ class NativeSocket(FrameMetadata, Protocol):
 
     def sendFrames(self, frames: Message) -> None: ...
 
+    def sendOne(self, frame: bytes) -> bool: ...
+
 
 def nativeSocket(socket: zmq.Socket[Any]) -> NativeSocket | None:
     """``socket``'s native view, or None on the pure-Python path."""

@@ -247,3 +247,18 @@ cdef class NativeSocket:
                     PyErr_CheckSignals()
             else:
                 self.fallbackSend(frame, flags, len(frame) < COPY_THRESHOLD)
+
+    def sendOne(self, bytes frame):
+        """
+        Try to send ``frame`` as a whole message, without blocking: True if libzmq took it;
+        False if it refused it or failed, and for a frame large enough for zero copy (the
+        caller then takes its full path, which raises or queues as for any message).
+        """
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(frame)
+        if size >= COPY_THRESHOLD:
+            return False
+        while api.send(self.handle, PyBytes_AS_STRING(frame), <size_t>size, NOBLOCK) < 0:
+            if api.errno_() != EINTR:
+                return False
+            PyErr_CheckSignals()
+        return True

@@ -249,6 +249,11 @@ class ZmqConnection:
             self._send = _BaseSocket.send.__get__(self.socket)
             # The native path's view of the socket (None on the pure-Python path).
             self._native = nativeSocket(self.socket)
+            # send()'s shortcut for a one-frame message: only where frames go to libzmq as
+            # they are (a subclass with its own _sendFrames, a draft type, gets every call).
+            self._nativeSend = None
+            if self._native is not None and type(self)._sendFrames is ZmqConnection._sendFrames:
+                self._nativeSend = self._native.sendOne
             routed = self.socketType in _ROUTED
             limit = self.sendQueueLimit
             if limit is None and routed:
@@ -573,6 +578,21 @@ class ZmqConnection:
         :raises ZmqUnroutableError: a ROUTER with ``ZMQ_ROUTER_MANDATORY`` has no peer of
             that identity.
         """
+        nativeSend = self._nativeSend
+        if (
+            nativeSend is not None
+            and type(message) is bytes
+            and not self._closed
+            and not self._outbound.length
+            and nativeSend(message)
+        ):
+            # What _sendMessage does when libzmq takes the message at once, without the
+            # Python calls between (a refused or failed frame takes the full path below,
+            # which tries again, queues it or raises as it does for any message).
+            self._outbound.sent += 1
+            if not self._engine.inPass:
+                self._engine.schedulePass()
+            return
         self._sendMessage(toFrames(message))
 
     def _sendMessage(self, frames: list[bytes]) -> int | None:
