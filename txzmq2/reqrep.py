@@ -220,12 +220,16 @@ class ZmqREQConnection(ZmqConnection):
     def _putNext(self) -> None:
         for requestId, request in self._pending.items():
             if not request.tries:
-                try:
-                    self._put(requestId, request)
-                except Exception:
-                    self._finish(requestId)
-                    request.deferred.errback()
+                self._putOrFail(requestId, request)
                 return
+
+    def _putOrFail(self, requestId: bytes, request: _Request) -> None:
+        """:meth:`_put`, ending the request with the error if sending it fails."""
+        try:
+            self._put(requestId, request)
+        except Exception:
+            self._finish(requestId)
+            request.deferred.errback()
 
     def _reconnect(self) -> None:
         """Drop the connections to our connect endpoints and make new ones (Lazy Pirate)."""
@@ -256,11 +260,7 @@ class ZmqREQConnection(ZmqConnection):
                 request.timed = True
             else:
                 # Same id: a late reply to an earlier try answers the request just as well.
-                try:
-                    self._put(requestId, request)
-                except Exception:
-                    self._finish(requestId)
-                    request.deferred.errback()
+                self._putOrFail(requestId, request)
             return
         self._finish(requestId)
         request.deferred.errback(ZmqRequestTimeoutError(self._timeoutMessage(request)))

@@ -7,7 +7,6 @@ generous margins for a loaded machine; docs/limits.md has the measured figures.
 
 from __future__ import annotations
 
-import gc
 import resource
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from twisted.internet import reactor, task
 from twisted.internet.defer import CancelledError, Deferred, DeferredList
 
 from tests.peers import ScriptProcess
+from tests.stalls import StallMeter
 from txzmq2 import (
     ZmqConnection,
     ZmqDealerConnection,
@@ -41,63 +41,6 @@ bind, connect = "bind", "connect"
 
 # Generous: the figures measured on this kind of machine are in docs/limits.md.
 STALL_BOUND = 0.15
-
-
-class StallMeter:
-    """
-    Ticks every millisecond on the reactor; the longest gap between ticks is a stall.
-
-    ``longest`` is wall time. ``longestCpu`` is the reactor thread's CPU time in the gap:
-    what the code under test held the reactor for, whatever else the machine runs (a
-    loaded machine deschedules the process, which stretches wall-time gaps but not this).
-    Python's cyclic garbage collector stops the thread while it runs, and a full pass over
-    a heap of a million live objects (100,000 pending requests) takes a good part of a
-    second in any Python program: the application tunes that (``gc.freeze``, thresholds),
-    not a library, so ``longestCpu`` leaves the collector's pauses out. docs/limits.md
-    gives every figure.
-    """
-
-    def __init__(self) -> None:
-        self.longest = 0.0
-        self.longestCpu = 0.0
-        self._gcCpu = 0.0
-        self._gcStarted = 0.0
-        self._gcAtLastTick = 0.0
-        self._last = time.monotonic()
-        self._lastCpu = time.thread_time()
-        self._loop = task.LoopingCall(self._tick)
-        self._loop.clock = reactor
-
-    def _gc(self, phase: str, info: dict[str, Any]) -> None:
-        if phase == "start":
-            self._gcStarted = time.thread_time()
-        else:
-            self._gcCpu += time.thread_time() - self._gcStarted
-
-    def __enter__(self) -> StallMeter:
-        gc.callbacks.append(self._gc)
-        self._last, self._lastCpu = time.monotonic(), time.thread_time()
-        self._loop.start(0.001)
-        return self
-
-    def _tick(self) -> None:
-        now, cpu = time.monotonic(), time.thread_time()
-        self.longest = max(self.longest, now - self._last)
-        gcInGap = self._gcCpu - self._gcAtLastTick
-        self.longestCpu = max(self.longestCpu, cpu - self._lastCpu - gcInGap)
-        self._gcAtLastTick = self._gcCpu
-        self._last, self._lastCpu = now, cpu
-
-    def __exit__(self, *exc: object) -> None:
-        self._tick()
-        self._loop.stop()
-        gc.callbacks.remove(self._gc)
-
-    def __str__(self) -> str:
-        return (
-            f"longest stall {self.longestCpu * 1000:.1f} ms of CPU without the garbage "
-            f"collector ({self.longest * 1000:.1f} ms of wall time, all included)"
-        )
 
 
 def residentBytes() -> int:
@@ -292,7 +235,8 @@ async def test_100000_requests_timing_out_together_never_stall_the_reactor(
     zmq_factory, deadAddress
 ):
     client = NowhereReq(zmq_factory, ZmqEndpoint(connect, deadAddress))
-    requests = await sendInChunks(client, 100_000, timeout=1.0)
+    # Long enough that none expires while the test is still sending on a loaded machine.
+    requests = await sendInChunks(client, 100_000, timeout=3.0)
     assert client.sendQueueLength > 50_000  # most never left: nobody listens
     everyOutcome = DeferredList(requests, consumeErrors=True)  # 100,000 addCallbacks: ours
     started = time.monotonic()
