@@ -220,6 +220,11 @@ class _Outbound:
         self.length -= sent + dropped
         self.sent += sent
         self.fruitless = 0 if sent + dropped or not self.length else self.fruitless + 1
+        if sent + dropped:
+            # Progress: the backoff is for a socket that takes nothing. A flood that keeps
+            # the queue from emptying would otherwise climb to RETRY_MAX and stay there,
+            # idling up to that long at every high-water mark.
+            self._retryDelay = RETRY_MIN
         if dropped:
             self.dropped += dropped
             self._connection._log.warn(

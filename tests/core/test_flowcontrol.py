@@ -279,3 +279,35 @@ async def test_send_queue_empty_fails_when_shutdown_drops_queued_messages(
     with pytest.raises(ZmqConnectionClosed):
         await drained
     pull.shutdown()
+
+
+def test_a_flush_that_sends_restarts_the_retry_backoff(zmq_factory, zmq_address):
+    """
+    A flood keeps the outbound queue from emptying: each flush that moves messages starts
+    the backoff afresh, else the retry delay would climb to its maximum and stay there.
+    """
+    import zmq
+
+    from tests.peers import blockingSocket
+    from txzmq2._outbound import RETRY_MAX, RETRY_MIN
+
+    address = zmq_address("inproc")
+    push = TightPush(zmq_factory, ZmqEndpoint(bind, address))
+    pull = blockingSocket(zmq_factory.context, zmq.PULL, rcvhwm=1)
+    pull.connect(address)
+    try:
+        for number in range(50):
+            push.send(b"%d" % number)
+        outbound = push._outbound
+        outbound.flush()  # the PUSH attaches the peer's pipe, and fills it
+        assert outbound.length > 10  # libzmq took a few; the rest wait
+        outbound._retryDelay = RETRY_MAX  # as after a long run of fruitless flushes
+        assert pull.recv() == b"0"
+        while pull.poll(0):  # what else the pipe holds: the PUSH may write again
+            pull.recv()
+        push.socket.get(zmq.EVENTS)  # as a pass does: libzmq takes in "writable again"
+        assert outbound.flush() > 0
+        assert outbound.length > 0 and outbound._retryDelay == RETRY_MIN
+    finally:
+        pull.close()
+        push.shutdown()
