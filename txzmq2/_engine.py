@@ -61,6 +61,7 @@ class _Engine:
         "_partialFirst",
         "_recv",
         "deliveringFrame",
+        "discarded",
         "inPass",
         "passCall",
         "reads",
@@ -85,6 +86,8 @@ class _Engine:
         self.passCall: DelayedCall | None = None
         self.received = 0
         """Whole messages delivered."""
+        self.discarded = 0
+        """Whole messages dropped for having more than ``maxFramesPerMessage`` frames."""
         # The first frame of the message being delivered, for messageProperty (on the
         # native path, an object with the same ``get``).
         self.deliveringFrame: zmq.Frame | FrameMetadata | None = None
@@ -287,7 +290,15 @@ class _Engine:
                     self._discarded = 0
                     if not discarded:
                         return True, message
-                    self._connection._discardedMessage(discarded)
+                    self.discarded += 1
+                    connection = self._connection
+                    connection._log.warn(
+                        "{connection}: dropped a message of {frames} frames"
+                        " (maxFramesPerMessage={bound})",
+                        connection=connection,
+                        frames=discarded,
+                        bound=connection.maxFramesPerMessage,
+                    )
                     return True, None
             if monotonic() > deadline:
                 self._discarded = discarded

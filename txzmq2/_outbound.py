@@ -126,7 +126,7 @@ class _Outbound:
         :raises ZmqSendQueueFull: past ``limit`` when ``dropWhenFull`` is False.
         :raises ZmqUnroutableError: a ROUTER with ``ROUTER_MANDATORY`` has no such peer.
         """
-        if self.length and (frames[0] if self.routed else None) in self._destinations:
+        if (frames[0] if self.routed else None) in self._destinations:
             # Keep order: nothing overtakes what is already queued for its destination.
             return self.enqueue(frames)
         try:

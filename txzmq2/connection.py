@@ -266,7 +266,6 @@ class ZmqConnection:
         except BaseException:
             self.socket.close(linger=0)
             raise
-        self._discarded = 0
         factory.connections.add(self)
         self._reactor.addReader(self)
         # Messages may already be waiting (an inproc peer): look once, whatever the FD says.
@@ -303,7 +302,7 @@ class ZmqConnection:
             self._engine.received,
             outbound.length,
             outbound.dropped,
-            self._discarded,
+            self._engine.discarded,
         )
 
     # -- endpoints ---------------------------------------------------------------------------
@@ -735,15 +734,6 @@ class ZmqConnection:
         here is logged and the next message is still delivered.
         """
         raise NotImplementedError(f"{type(self).__name__} must override messageReceived")
-
-    def _discardedMessage(self, frames: int) -> None:
-        self._discarded += 1
-        self._log.warn(
-            "{connection}: dropped a message of {frames} frames (maxFramesPerMessage={bound})",
-            connection=self,
-            frames=frames,
-            bound=self.maxFramesPerMessage,
-        )
 
     # -- shutdown ----------------------------------------------------------------------------
 
