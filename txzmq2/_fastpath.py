@@ -70,6 +70,8 @@ class NativeSocket(FrameMetadata, Protocol):
 
     def sendOne(self, frame: bytes) -> bool: ...
 
+    def sendMany(self, messages: list[Any], index: int, outbound: Any) -> int: ...
+
 
 def nativeSocket(socket: zmq.Socket[Any]) -> NativeSocket | None:
     """``socket``'s native view, or None on the pure-Python path."""

@@ -13,6 +13,7 @@ Each frame still becomes one ``bytes`` object (the message delivered is a list o
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.list cimport PyList_CheckExact, PyList_GET_ITEM, PyList_GET_SIZE
 
 import errno as _errno
 
@@ -262,3 +263,70 @@ cdef class NativeSocket:
                 return False
             PyErr_CheckSignals()
         return True
+
+    cdef inline int sendBytes(self, object frame, int flags, bint again):
+        """
+        Send the ``bytes`` ``frame`` with ``flags``: 0, or -1 with the error in ``errno``.
+        ``again``: retry an interrupted call (EINTR); otherwise that fails too. It runs no
+        Python code (no signal handlers), so nothing can change the caller's lists under it.
+        """
+        while api.send(self.handle, PyBytes_AS_STRING(frame), <size_t>PyBytes_GET_SIZE(frame), flags) < 0:
+            if not again or api.errno_() != EINTR:
+                return -1
+        return 0
+
+    def sendMany(self, list messages, Py_ssize_t index, outbound):
+        """
+        ``ZmqConnection.sendMany``'s loop, without blocking: send ``messages[index:]`` while
+        each message is one ``bytes`` frame (exactly, below ``zmq.COPY_THRESHOLD``) or a
+        list of such frames, and libzmq takes it at once. Returns the index of the first
+        message not sent (refused, failed, interrupted, or not one of those): the caller
+        gives it the full path, which tries it again and queues or raises as for any
+        message. Adds the messages sent to ``outbound.sent``.
+
+        No Python code runs inside the loop (signals wait for the caller), so the lists
+        cannot change while it reads them without bounds checks.
+        """
+        cdef Py_ssize_t start = index
+        cdef Py_ssize_t count = len(messages)
+        cdef Py_ssize_t last
+        cdef Py_ssize_t position
+        cdef object message
+        cdef object frame
+        try:
+            while index < count:
+                message = <object>PyList_GET_ITEM(messages, index)
+                if PyBytes_CheckExact(message):
+                    if PyBytes_GET_SIZE(message) >= COPY_THRESHOLD:
+                        return index
+                    if self.sendBytes(message, NOBLOCK, False) < 0:
+                        return index
+                else:
+                    if not PyList_CheckExact(message):
+                        return index
+                    last = PyList_GET_SIZE(message) - 1
+                    if last < 0:
+                        return index
+                    # Every frame checked first: a message cannot be given up half sent.
+                    for position in range(last + 1):
+                        frame = <object>PyList_GET_ITEM(message, position)
+                        if not PyBytes_CheckExact(frame) or PyBytes_GET_SIZE(frame) >= COPY_THRESHOLD:
+                            return index
+                    if self.sendBytes(
+                        <object>PyList_GET_ITEM(message, 0),
+                        NOBLOCK | SNDMORE if last else NOBLOCK,
+                        False,
+                    ) < 0:
+                        return index
+                    # Accepted whole at its first frame: the others cannot be refused.
+                    for position in range(1, last + 1):
+                        if self.sendBytes(
+                            <object>PyList_GET_ITEM(message, position),
+                            NOBLOCK if position == last else NOBLOCK | SNDMORE,
+                            True,
+                        ) < 0:
+                            _raise(api.errno_())
+                index += 1
+            return index
+        finally:
+            outbound.sent += index - start

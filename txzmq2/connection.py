@@ -252,8 +252,14 @@ class ZmqConnection:
             # send()'s shortcut for a one-frame message: only where frames go to libzmq as
             # they are (a subclass with its own _sendFrames, a draft type, gets every call).
             self._nativeSend = None
-            if self._native is not None and type(self)._sendFrames is ZmqConnection._sendFrames:
-                self._nativeSend = self._native.sendOne
+            # sendMany's loop over the messages libzmq takes as they are (the same rule).
+            self._sendRun: Callable[[list[Any], int, _Outbound], int] | None = None
+            if type(self)._sendFrames is ZmqConnection._sendFrames:
+                if self._native is not None:
+                    self._nativeSend = self._native.sendOne
+                    self._sendRun = self._native.sendMany
+                else:
+                    self._sendRun = self._sendManyPure
             routed = self.socketType in _ROUTED
             limit = self.sendQueueLimit
             if limit is None and routed:
@@ -593,6 +599,106 @@ class ZmqConnection:
                 self._engine.schedulePass()
             return
         self._sendMessage(toFrames(message))
+
+    def sendMany(self, messages: Iterable[MessageLike]) -> None:
+        """
+        Send each of ``messages`` in order, exactly as :meth:`send` would, in one call: the
+        cheaper way to send many small messages at once (on the native path, libzmq is
+        handed a run of them in one C loop).
+
+        The guarantees are :meth:`send`'s: never ``zmq.Again``; at the high-water mark
+        the rest wait in the outbound queue, in order. An error stops the batch at the
+        message that caused it: every message before that one has been sent or queued
+        (or dropped, as :meth:`send` would drop it), and none after it has. ``messages``
+        that is not a list is read whole before the first is sent.
+
+        :param messages: the messages, each what :meth:`send` accepts.
+        :raises ZmqConnectionClosed: after :meth:`shutdown` (also if ``messages`` is
+            empty), or if a producer paused by the batch shut the connection down.
+        :raises TypeError: when a frame is not bytes-like, or ``messages`` is one message
+            (``bytes`` or ``str``) rather than an iterable of them.
+        :raises ValueError: for a message with no frames.
+        :raises ZmqSendQueueFull: past :attr:`sendQueueLimit`, when one is set on a
+            connection other than a ROUTER.
+        :raises ZmqUnroutableError: a ROUTER with ``ZMQ_ROUTER_MANDATORY`` has no peer of
+            that identity.
+        """
+        if isinstance(messages, (bytes, bytearray, memoryview, str)):
+            raise TypeError("sendMany takes an iterable of messages; send() takes one")
+        batch = messages if type(messages) is list else list(messages)
+        self._checkOpen()
+        if not batch:
+            return
+        outbound = self._outbound
+        sendRun = self._sendRun
+        index, count = 0, len(batch)
+        try:
+            while index < count:
+                if sendRun is not None and not outbound.length and not self._closed:
+                    # Nothing queued, so nothing to overtake: a run libzmq takes at once.
+                    # (_closed: a producer paused by an earlier message may have shut us
+                    # down, and the native loop must not touch a closed socket.)
+                    index = sendRun(batch, index, outbound)
+                    if index == count:
+                        break
+                # The message the run stopped at (refused, or not one it sends itself),
+                # or any message once some wait: send's full path, which queues or raises.
+                self._checkOpen()
+                outbound.send(toFrames(batch[index]))
+                index += 1
+        finally:
+            # One pass for the whole batch: the sends may have consumed the FD's edge with
+            # replies already waiting, or queued messages that need a flush.
+            if not self._engine.inPass:
+                self._engine.schedulePass()
+
+    def _sendManyPure(self, batch: list[Any], index: int, outbound: _Outbound) -> int:
+        """
+        The pure-Python twin of ``NativeSocket.sendMany``: send ``batch[index:]`` while each
+        message is one ``bytes`` frame or a list of them, and libzmq takes it at once.
+
+        :return: the index of the first message not sent (a refused one, or one for the
+            full path); ``outbound.sent`` counts those sent.
+        """
+        send = self._send
+        start, count = index, len(batch)
+        try:
+            while index < count:
+                message = batch[index]
+                if type(message) is bytes:
+                    try:
+                        send(message, _NOBLOCK, len(message) < _ZERO_COPY_MIN)
+                    except zmq.ZMQError:
+                        # Refused (EAGAIN) or failed: the full path tries it again, queueing
+                        # or raising as it does for any message.
+                        return index
+                else:
+                    if type(message) is not list or not message:
+                        return index
+                    for frame in message:
+                        if type(frame) is not bytes:
+                            return index
+                    last = len(message) - 1
+                    frame = message[0]
+                    try:
+                        send(
+                            frame,
+                            _NOBLOCK_SNDMORE if last else _NOBLOCK,
+                            len(frame) < _ZERO_COPY_MIN,
+                        )
+                    except zmq.ZMQError:
+                        return index
+                    # Accepted whole at its first frame: the others cannot be refused.
+                    for position in range(1, last + 1):
+                        frame = message[position]
+                        flags = _NOBLOCK if position == last else _NOBLOCK_SNDMORE
+                        send(frame, flags, len(frame) < _ZERO_COPY_MIN)
+                index += 1
+            return index
+        finally:
+            # Here, not by the caller: a frame failing after its message's first (a
+            # terminated context) raises, and the messages before it were still sent.
+            outbound.sent += index - start
 
     def _sendMessage(self, frames: list[bytes]) -> int | None:
         """
