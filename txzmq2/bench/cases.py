@@ -6,7 +6,8 @@ stall monitor, the burst sender, the request loop, the arrival counter, the peer
 :class:`ServerSide`.
 
 Senders go through the connection's ``IConsumer`` (``registerProducer``), a few hundred
-messages per reactor turn, as an application that wants to stay responsive would; the
+messages per reactor turn, as an application that wants to stay responsive would (txzmq2's
+PUSH hands each turn's burst to ``sendMany`` in one call; PUB sends one by one); the
 reactor's responsiveness is watched by :class:`StallMonitor` throughout the measured window.
 """
 
@@ -125,13 +126,16 @@ class EchoService:
 @implementer(IPushProducer)
 class BurstSender:
     """
-    Sends ``count`` messages through ``send``, at most ``burst`` per reactor turn.
+    Sends ``count`` messages through ``send`` (or ``sendBatch``), at most ``burst`` per
+    reactor turn.
 
     :param consumer: the txzmq2 connection (it has flow control): the sender registers as its
         producer and pauses while the outbound queue is above its high-water mark.
     :param refusedBy: what ``send`` raises when the message was not sent (a library without
         flow control, at the high-water mark): the sender retries it after
         :data:`RETRY_DELAY`.
+    :param sendBatch: sends ``n`` messages in one call (txzmq2's ``sendMany``): then each
+        turn's burst goes in one call, and ``send`` is not used.
     """
 
     def __init__(
@@ -143,10 +147,12 @@ class BurstSender:
         consumer: ZmqConnection | None = None,
         refusedBy: tuple[type[BaseException], ...] = (),
         burst: int = 256,
+        sendBatch: Callable[[int], object] | None = None,
     ) -> None:
         self._reactor = reactor
         self._consumer = consumer
         self._send = send
+        self._sendBatch = sendBatch
         self._refusedBy = refusedBy
         self._burst = burst
         self.remaining = count
@@ -177,6 +183,22 @@ class BurstSender:
 
     def _sendBurst(self) -> None:
         self._call = None
+        if self._sendBatch is not None:
+            if self._paused:
+                return  # resumeProducing schedules the next burst
+            # The whole burst in one call, even if the consumer pauses us during it: the
+            # rest of the burst then waits in its queue (at most one burst past its
+            # high-water mark), which is what pausing is for.
+            count = min(self._burst, self.remaining)
+            self._sendBatch(count)
+            self.sent += count
+            # (stopProducing during the batch already set it to 0.)
+            self.remaining = max(0, self.remaining - count)
+            if self.remaining:
+                self._schedule()
+            else:
+                self._end()
+            return
         send = self._send
         for _ in range(min(self._burst, self.remaining)):
             if self._paused:
@@ -270,7 +292,13 @@ def startServerSide(factory: ZmqFactory, spec: Spec) -> tuple[ZmqConnection, Bur
         return EchoServer(factory, bind), None
     if spec.kind == "push_pull":
         push = ZmqPushConnection(factory, bind)
-        return push, BurstSender(reactor, partial(push.send, payload), spec.count, consumer=push)
+
+        def sendBatch(count: int) -> None:
+            push.sendMany([payload] * count)
+
+        return push, BurstSender(
+            reactor, partial(push.send, payload), spec.count, consumer=push, sendBatch=sendBatch
+        )
     publisher = ZmqPubConnection(factory, bind)
     publisher.singleFrame = True  # one frame per publication, as plain pyzmq sends
     return publisher, BurstSender(
