@@ -31,13 +31,26 @@ ENVIRONMENT_VARIABLE = "TXZMQ2_PURE_PYTHON"
 """Set to ``1`` to force the pure-Python path."""
 
 
+# What this code calls on the extension's NativeSocket (the NativeSocket protocol below).
+_NEEDED = ("get", "readBatch", "sendFrames", "sendMany", "sendOne")
+
+
 def _load() -> tuple[Any, str | None]:
     if os.environ.get(ENVIRONMENT_VARIABLE, "") not in ("", "0"):
         return None, f"{ENVIRONMENT_VARIABLE} is set"
     try:
-        return importlib.import_module("txzmq2._speedups"), None
+        module = importlib.import_module("txzmq2._speedups")
     except ImportError as error:
         return None, f"the native extension does not import ({error})"
+    # An editable install keeps the extension it was built with when the code moves on:
+    # one from an older checkout would fail at every connection, so it is not used.
+    missing = [name for name in _NEEDED if not hasattr(module.NativeSocket, name)]
+    if missing:
+        return None, (
+            f"the native extension is older than this code (no NativeSocket.{missing[0]}): "
+            "rebuild it (python setup.py build_ext --inplace, or reinstall)"
+        )
+    return module, None
 
 
 _module, reason = _load()

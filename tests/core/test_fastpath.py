@@ -124,6 +124,39 @@ def test_pure_python_variable_forces_the_pure_path():
     assert outcome["native"] is False
 
 
+# An extension built from an older checkout: its NativeSocket lacks sendMany.
+STALE_EXTENSION = r"""
+import json, sys, types
+stale = types.ModuleType("txzmq2._speedups")
+class NativeSocket:
+    def get(self, name): ...
+    def readBatch(self, *args): ...
+    def sendFrames(self, frames): ...
+    def sendOne(self, frame): ...
+stale.NativeSocket = NativeSocket
+sys.modules["txzmq2._speedups"] = stale
+from txzmq2 import _fastpath
+print(json.dumps({"native": _fastpath.native, "reason": _fastpath.reason}))
+"""
+
+
+def test_extension_older_than_the_code_is_not_used():
+    environment = {**os.environ}
+    environment.pop(_fastpath.ENVIRONMENT_VARIABLE, None)
+    result = subprocess.run(
+        [sys.executable, "-c", STALE_EXTENSION],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout.splitlines()[-1])
+    assert outcome["native"] is False
+    assert "NativeSocket.sendMany" in outcome["reason"]
+
+
 @needsExtension
 def test_native_and_pure_paths_deliver_the_same_messages():
     native, pure = _exchange(pure=False), _exchange(pure=True)
