@@ -372,6 +372,51 @@ def test_roundtrip_profile_times_each_client_against_a_blocking_peer() -> None:
         assert float(rate.replace(",", "")) > 0 and float(wall) > 0 and float(cpu) > 0
 
 
+def _tableRows(output: str, header: str) -> list[list[str]]:
+    return [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in output.splitlines()
+        if line.startswith("| ") and not line.startswith(f"| {header}")
+    ]
+
+
+def test_wakeup_profile_prices_every_piece_of_a_wake_up() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "txzmq2.bench.wakeup", "--count", "2000"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert result.returncode == 0, result.stderr
+    from txzmq2.bench.wakeup import PIECES
+
+    rows = _tableRows(result.stdout, "piece")
+    assert [row[0] for row in rows] == [label for label, _ in list(PIECES.values())[1:]]
+    figures = {row[0]: float(row[1].replace(",", "")) for row in rows}
+    # A txzmq2 read pass does everything a plain recv does and more.
+    assert figures[PIECES["txzmq2"][0]] > figures[PIECES["pyzmq"][0]] > 0
+
+
+def test_wakeup_counts_show_one_wake_up_per_round_trip_at_most() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "txzmq2.bench.wakeup", "--wakeups", "--count", "300"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = _tableRows(result.stdout, "side")
+    assert [row[0] for row in rows] == ["txzmq2 REQ client", "txzmq2 REP server"]
+    for _, wakeups, empty, passes in rows:
+        # A reply read in the pass that sent the request needs no wake-up of its own; a
+        # wake-up per message is the most a sequential exchange should cost.
+        assert 0 < float(wakeups) <= 1.5
+        assert 0 <= float(empty) <= float(wakeups)
+        assert float(passes) < 0.5
+
+
 def test_progress_goes_to_stderr_a_line_per_measurement_and_the_table_to_stdout() -> None:
     result = runSuite(
         "--quick", "--case", "reqrep_sequential", "--server-mode", "inprocess", *BASELINES

@@ -54,7 +54,9 @@ class _Engine:
     __slots__ = (
         "_connection",
         "_discarded",
+        "_events",
         "_getOption",
+        "_lookedAfterSend",
         "_native",
         "_outbound",
         "_partial",
@@ -81,6 +83,14 @@ class _Engine:
         self._native: NativeSocket | None = None
         if reads and not connection._readsFrames:
             self._native = connection._native
+        # EVENTS, read natively when the extension is there (pyzmq's option machinery
+        # otherwise): the check after a send made outside a pass.
+        if connection._native is not None:
+            self._events = connection._native.events
+        else:
+            getOption = self._getOption
+            self._events = lambda: getOption(_EVENTS)
+        self._lookedAfterSend = False
         self.reads = reads
         self.inPass = False
         self.passCall: DelayedCall | None = None
@@ -105,6 +115,36 @@ class _Engine:
         self.passCall = None
         self._connection._runPass()
 
+    def afterSend(self) -> None:
+        """
+        A message went to libzmq at once, maybe from outside a pass. libzmq processes its
+        pending commands inside a send, so the send may have consumed the FD's edge with
+        messages already waiting to be read: something must look at ``EVENTS``. A pass
+        running or scheduled will. Otherwise look now, which costs a fraction of a pass
+        scheduled with ``callLater(0)``, and schedule one only when a message waits. A
+        second send before any pass schedules the pass instead (one look per burst, not
+        one per message), and a connection that does not read has nothing to look for.
+        """
+        if self.inPass or self.passCall is not None:
+            return
+        connection = self._connection
+        if self._outbound.afterEmpty:
+            self.schedulePass()  # drain waiters to fire, a backoff to reset: the pass does it
+            return
+        if not self.reads or connection._readPaused or connection._closed:
+            return  # resumeProducing schedules the pass that reads
+        if self._lookedAfterSend:
+            self.schedulePass()
+            return
+        self._lookedAfterSend = True
+        try:
+            events = self._events()
+        except zmq.ZMQError:
+            self.schedulePass()  # the pass deals with it (a terminated context, say)
+            return
+        if events & _POLLIN:
+            self.schedulePass()
+
     def cancel(self) -> None:
         if self.passCall is not None and self.passCall.active():
             self.passCall.cancel()
@@ -123,6 +163,7 @@ class _Engine:
             self.schedulePass()
             return
         self.inPass = True
+        self._lookedAfterSend = False
         outbound = self._outbound
         try:
             if outbound.length:

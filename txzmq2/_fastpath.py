@@ -85,6 +85,8 @@ class NativeSocket(FrameMetadata, Protocol):
 
     def sendMany(self, messages: list[Any], index: int, outbound: Any) -> int: ...
 
+    def events(self) -> int: ...
+
 
 def nativeSocket(socket: zmq.Socket[Any]) -> NativeSocket | None:
     """``socket``'s native view, or None on the pure-Python path."""

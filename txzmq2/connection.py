@@ -595,8 +595,7 @@ class ZmqConnection:
             # Python calls between (a refused or failed frame takes the full path below,
             # which tries again, queues it or raises as it does for any message).
             self._outbound.sent += 1
-            if not self._engine.inPass:
-                self._engine.schedulePass()
+            self._engine.afterSend()
             return
         self._sendMessage(toFrames(message))
 
@@ -709,6 +708,7 @@ class ZmqConnection:
         if self._closed:
             raise ZmqConnectionClosed(f"{self!r} is shut down; cannot send")
         outbound = self._outbound
+        sent = False
         try:
             if outbound.length:
                 return outbound.send(frames)
@@ -718,10 +718,13 @@ class ZmqConnection:
             except zmq.Again:
                 return outbound.enqueue(frames)
             outbound.sent += 1
+            sent = True
             return None
         finally:
             # The send may have consumed the FD's edge with replies already waiting.
-            if not self._engine.inPass:
+            if sent:
+                self._engine.afterSend()
+            elif not self._engine.inPass:
                 self._engine.schedulePass()
 
     def _sendFrames(self, frames: list[bytes]) -> None:

@@ -334,3 +334,40 @@ async def test_message_arriving_before_a_send_is_not_stranded(zmq_factory, zmq_a
     finally:
         peer.close()
     collector.shutdown()
+
+
+@pytest_twisted.ensureDeferred
+async def test_message_arriving_before_a_burst_of_sends_is_not_stranded(zmq_factory, zmq_address):
+    collector, peer = await _dealerWithPeer(zmq_factory, zmq_address)
+    try:
+        peer.send(b"second")
+        time.sleep(0.005)  # as above: the first send below consumes the FD's signal
+        for n in range(10):
+            collector.sendMsg(b"out %d" % n)
+        assert await collector.nextMessage() == (b"second",)
+        assert [peer.recv() for _ in range(10)] == [b"out %d" % n for n in range(10)]
+    finally:
+        peer.close()
+    collector.shutdown()
+
+
+@pytest.mark.parametrize("kind", ["dealer", "push"])
+@pytest_twisted.ensureDeferred
+async def test_send_with_nothing_to_read_schedules_no_reactor_call(zmq_factory, zmq_address, kind):
+    """A send made outside a pass looks at EVENTS itself instead of scheduling a pass."""
+    address = zmq_address("inproc")
+    peer = blockingSocket(zmq_factory.context, zmq.DEALER if kind == "dealer" else zmq.PULL)
+    peer.bind(address)
+    connectionType = ZmqDealerConnection if kind == "dealer" else ZmqPushConnection
+    connection = connectionType(zmq_factory, ZmqEndpoint(connect, address))
+    try:
+        connection.send(b"warm-up")
+        assert peer.recv() == b"warm-up"
+        await deferLater(reactor, 0.01, lambda: None)  # set-up's own calls have run
+        before = len(reactor.getDelayedCalls())
+        connection.send(b"one")
+        assert len(reactor.getDelayedCalls()) == before
+        assert peer.recv() == b"one"
+    finally:
+        peer.close()
+    connection.shutdown()

@@ -218,6 +218,10 @@ def _runFloor(endpoint: str, count: int) -> dict[str, float]:
             reactor.removeReader(reader)
             send(b"", more)
             send(STOP, last)
+            # After the reader's loop has finished with the socket (this runs inside it).
+            reactor.callLater(0, close, result)
+
+        def close(result: dict[str, float]) -> None:
             socket.close(linger=1000)
             context.term()
             finish(result)
