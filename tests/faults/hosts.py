@@ -13,8 +13,9 @@ Roles (``--help`` on each lists its options):
   ``{"ready": "client"}`` after its first reply, then obeys one command per line on stdin:
 
   - ``mark NAME``: note the time as ``NAME``; answers ``{"mark": NAME, "at": t}``.
-  - ``await WORKER COUNT``: answers ``{"served": WORKER}`` once ``COUNT`` requests sent
-    after the command have been answered by ``WORKER`` (``any``: by anyone).
+  - ``await WORKER COUNT``: answers ``{"served": WORKER, "by": NAME}`` once ``COUNT``
+    requests sent after the command have been answered by ``WORKER`` (``any``: by anyone);
+    ``NAME`` answered the last of them.
   - ``stop``: issue no more requests, wait for those outstanding, answer
     ``{"summary": ...}`` (every request: when sent and ended, its outcome, who answered,
     how many times its Deferred fired and how many replies to it arrived) and exit.
@@ -259,7 +260,7 @@ def runClient(args: argparse.Namespace, connect: Connect) -> None:
                         waiting.remaining -= 1
                         if waiting.remaining == 0:
                             awaits.remove(waiting)
-                            commands.say({"served": waiting.worker})
+                            commands.say({"served": waiting.worker, "by": record.worker})
             else:
                 record.outcome = type(result.value).__name__
 
