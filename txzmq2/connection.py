@@ -631,6 +631,7 @@ class ZmqConnection:
         outbound = self._outbound
         sendRun = self._sendRun
         index, count = 0, len(batch)
+        finished = False
         try:
             while index < count:
                 if sendRun is not None and not outbound.length and not self._closed:
@@ -645,10 +646,14 @@ class ZmqConnection:
                 self._checkOpen()
                 outbound.send(toFrames(batch[index]))
                 index += 1
+            finished = True
         finally:
-            # One pass for the whole batch: the sends may have consumed the FD's edge with
-            # replies already waiting, or queued messages that need a flush.
-            if not self._engine.inPass:
+            # Once for the whole batch: the sends may have consumed the FD's edge with
+            # replies already waiting (a look at EVENTS, as after send), or queued
+            # messages that need a flush (a pass).
+            if finished and not outbound.length:
+                self._engine.afterSend()
+            elif not self._engine.inPass:
                 self._engine.schedulePass()
 
     def _sendManyPure(self, batch: list[Any], index: int, outbound: _Outbound) -> int:

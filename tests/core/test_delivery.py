@@ -351,9 +351,12 @@ async def test_message_arriving_before_a_burst_of_sends_is_not_stranded(zmq_fact
     collector.shutdown()
 
 
+@pytest.mark.parametrize("verb", ["send", "sendMany"])
 @pytest.mark.parametrize("kind", ["dealer", "push"])
 @pytest_twisted.ensureDeferred
-async def test_send_with_nothing_to_read_schedules_no_reactor_call(zmq_factory, zmq_address, kind):
+async def test_send_with_nothing_to_read_schedules_no_reactor_call(
+    zmq_factory, zmq_address, kind, verb
+):
     """A send made outside a pass looks at EVENTS itself instead of scheduling a pass."""
     address = zmq_address("inproc")
     peer = blockingSocket(zmq_factory.context, zmq.DEALER if kind == "dealer" else zmq.PULL)
@@ -365,9 +368,14 @@ async def test_send_with_nothing_to_read_schedules_no_reactor_call(zmq_factory, 
         assert peer.recv() == b"warm-up"
         await deferLater(reactor, 0.01, lambda: None)  # set-up's own calls have run
         before = len(reactor.getDelayedCalls())
-        connection.send(b"one")
+        if verb == "send":
+            connection.send(b"one")
+        else:
+            connection.sendMany([b"one", [b"two"]])
         assert len(reactor.getDelayedCalls()) == before
         assert peer.recv() == b"one"
+        if verb == "sendMany":
+            assert peer.recv() == b"two"
     finally:
         peer.close()
     connection.shutdown()
