@@ -204,6 +204,41 @@ async def test_unknown_identity_under_router_mandatory_stops_the_batch_there(
     dealer.shutdown()
 
 
+class DroppingRouter(ZmqRouterConnection):
+    routerMandatory = True
+    sendHighWaterMark = 2  # and so sendQueueLimit: 2 per peer, dropped past it
+
+
+class DeafDealer(ZmqDealerConnection):
+    recvHighWaterMark = 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_router_batch_to_a_peer_that_does_not_read_drops_past_the_limit_and_goes_on(
+    zmq_factory, zmq_address
+):
+    greeted: Deferred[Message] = Deferred()
+    router = DroppingRouter(
+        zmq_factory, ZmqEndpoint(bind, zmq_address("inproc")), receiver=greeted.callback
+    )
+    dealer = DeafDealer(
+        zmq_factory,
+        ZmqEndpoint(connect, router.lastEndpoint),
+        identity=b"peer",
+        receiver=lambda message: None,
+    )
+    dealer.sendMsg(b"hello")
+    await greeted
+    dealer.pauseProducing()
+    router.sendMany([[b"peer", b"%d" % n] for n in range(100)])  # raises nothing
+    stats = router.stats()
+    assert stats.queued == 2
+    assert stats.dropped > 0
+    assert stats.sent + stats.queued + stats.dropped == 100
+    router.shutdown()
+    dealer.shutdown()
+
+
 class LimitedPush(ZmqPushConnection):
     sendHighWaterMark = 1
     sendQueueLimit = 5
