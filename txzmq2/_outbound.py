@@ -19,6 +19,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.python.failure import Failure
 
+from txzmq2._frames import toFrames
 from txzmq2.errors import (
     ZmqConnectionClosed,
     ZmqSendQueueFull,
@@ -70,6 +71,7 @@ class _Outbound:
         "_retryCall",
         "_retryDelay",
         "_sendFrames",
+        "_sendRun",
         "afterEmpty",
         "dropWhenFull",
         "dropped",
@@ -84,12 +86,16 @@ class _Outbound:
         self,
         connection: ZmqConnection,
         sendFrames: Callable[[list[bytes]], None],
+        sendRun: Callable[[list[Any], int, _Outbound], int] | None,
         routed: bool,
         limit: int | None,
         dropWhenFull: bool,
     ) -> None:
         self._connection = connection
         self._sendFrames = sendFrames
+        # The connection's loop that hands libzmq a run of messages in one call (see
+        # ZmqConnection.sendMany), or None where every message takes sendFrames.
+        self._sendRun = sendRun
         self.routed = routed
         self.limit = limit
         self.dropWhenFull = dropWhenFull
@@ -144,10 +150,7 @@ class _Outbound:
             queue = self._destinations[key] = OrderedDict()
         elif self.limit is not None and len(queue) >= self.limit:
             if not self.dropWhenFull:
-                raise ZmqSendQueueFull(
-                    f"{self._connection!r}: {len(queue)} messages already wait for libzmq "
-                    f"(sendQueueLimit={self.limit})"
-                )
+                raise self._full(queue)
             self.dropped += 1
             self._connection._log.warn(
                 "{connection}: peer {peer!r} does not read; message dropped past "
@@ -161,15 +164,47 @@ class _Outbound:
         token = self._nextToken
         queue[token] = frames
         self.length += 1
+        if self._producer is not None:
+            self._pauseProducerIfHigh()
+        return token
+
+    def enqueueRest(self, messages: list[Any], start: int) -> None:
+        """
+        Queue ``messages[start:]``, each made frames by ``toFrames``, in order behind those
+        waiting: ``sendMany`` on a socket with one destination once any wait, where
+        :meth:`send` would queue each anyway. Stops at a message with the error ``send``
+        raises for it (a frame that is not bytes, ``ZmqSendQueueFull``), or with
+        ``ZmqConnectionClosed`` when a producer paused here shut the connection down.
+        """
+        queue = self._destinations[None]
+        limit = self.limit
+        connection = self._connection
+        for index in range(start, len(messages)):
+            if connection._closed:
+                connection._checkOpen()  # raises ZmqConnectionClosed
+            frames = toFrames(messages[index])
+            if limit is not None and len(queue) >= limit:
+                raise self._full(queue)
+            self._nextToken += 1
+            queue[self._nextToken] = frames
+            self.length += 1
+            if self._producer is not None:
+                self._pauseProducerIfHigh()
+
+    def _full(self, queue: OrderedDict[int, list[bytes]]) -> ZmqSendQueueFull:
+        return ZmqSendQueueFull(
+            f"{self._connection!r}: {len(queue)} messages already wait for libzmq "
+            f"(sendQueueLimit={self.limit})"
+        )
+
+    def _pauseProducerIfHigh(self) -> None:
         if (
-            self._producer is not None
-            and self._producerStreaming
+            self._producerStreaming
             and not self._producerPaused
             and self.length > self._connection.sendQueueHighWater
         ):
             self._producerPaused = True
             self._callProducer("pauseProducing", self._producer)
-        return token
 
     def holds(self, frames: list[bytes], token: int) -> bool:
         """True while the message queued under ``token`` still waits."""
@@ -201,8 +236,12 @@ class _Outbound:
         :return: how many left (sent or dropped because their peer vanished).
         """
         sent = dropped = 0
+        sentBefore = self.sent
         send = self._sendFrames
+        sendRun = self._sendRun
         for key, queue in list(self._destinations.items()):
+            if sendRun is not None:
+                sent += self._flushRuns(queue, sendRun)
             while queue:
                 token = next(iter(queue))
                 try:
@@ -218,7 +257,8 @@ class _Outbound:
             if not queue:
                 del self._destinations[key]
         self.length -= sent + dropped
-        self.sent += sent
+        # (The runs counted theirs in self.sent already.)
+        self.sent = sentBefore + sent
         self.fruitless = 0 if sent + dropped or not self.length else self.fruitless + 1
         if sent + dropped:
             # Progress: the backoff is for a socket that takes nothing. A flood that keeps
@@ -234,6 +274,39 @@ class _Outbound:
             )
         self._paceProducer()
         return sent + dropped
+
+    def _flushRuns(
+        self,
+        queue: OrderedDict[int, list[bytes]],
+        sendRun: Callable[[list[Any], int, _Outbound], int],
+    ) -> int:
+        """
+        Hand libzmq the oldest of ``queue`` in runs (one call each), taking each message a
+        run stops at through ``sendFrames`` (a large frame; a refusal ends it all, left
+        to the caller's loop, as is any error). Removes what left; returns how many.
+        """
+        pending = list(queue.values())
+        index = 0
+        send = self._sendFrames
+        while True:
+            before = self.sent
+            try:
+                index = sendRun(pending, index, self)
+            finally:
+                # Counted by the run even if it raised: those left, whatever comes next.
+                for _ in range(self.sent - before):
+                    queue.popitem(last=False)
+            if index == len(pending):
+                return index
+            try:
+                send(pending[index])
+            except (zmq.ZMQError, ZmqUnroutableError):
+                # Refused (EAGAIN) or failed: the caller's loop tries it again and stops,
+                # or handles the failure (a vanished peer), as for any message.
+                return index
+            queue.popitem(last=False)
+            self.sent += 1
+            index += 1
 
     def writable(self) -> None:
         """

@@ -264,7 +264,9 @@ class ZmqConnection:
             limit = self.sendQueueLimit
             if limit is None and routed:
                 limit = cast(int, self.socket.get(zmq.SNDHWM)) or None
-            self._outbound = _Outbound(self, self._sendFrames, routed, limit, routed)
+            self._outbound = _Outbound(
+                self, self._sendFrames, self._sendRun, routed, limit, routed
+            )
             reads = self.receives
             if reads is None:
                 reads = self.socketType not in _SEND_ONLY
@@ -641,9 +643,15 @@ class ZmqConnection:
                     index = sendRun(batch, index, outbound)
                     if index == count:
                         break
-                # The message the run stopped at (refused, or not one it sends itself),
-                # or any message once some wait: send's full path, which queues or raises.
                 self._checkOpen()
+                if outbound.length and not outbound.routed:
+                    # One destination, and messages wait for it: send would queue every
+                    # one of the rest behind them, so queue them in one go.
+                    outbound.enqueueRest(batch, index)
+                    break
+                # The message the run stopped at (refused, or not one it sends itself),
+                # or any message to a ROUTER once some wait: send's full path, which
+                # queues or raises.
                 outbound.send(toFrames(batch[index]))
                 index += 1
             finished = True

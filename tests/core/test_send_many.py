@@ -145,6 +145,27 @@ async def test_one_frame_and_multipart_messages_mixed_arrive_as_sent(zmq_factory
 
 
 @pytest_twisted.ensureDeferred
+async def test_queued_large_and_small_messages_leave_in_order(zmq_factory, zmq_address):
+    # The queue is flushed in runs that stop at each frame large enough for zero copy.
+    push, pull, collector = pair(zmq_factory, zmq_address("inproc"), TightPush)
+    pull.pauseProducing()
+    large = b"L" * 100_000
+    batch: list[Any] = []
+    for n in range(40):
+        batch += [b"%d" % n, [large, b"%d" % n], [b"%d" % n, b"two"], large]
+    push.sendMany(batch)
+    assert push.sendQueueLength > len(batch) // 2
+    pull.resumeProducing()
+    await push.whenSendQueueEmpty(timeout=30)
+    push.send(END)
+    await collector.ended
+    assert collector.messages == [m if isinstance(m, list) else [m] for m in batch]
+    assert push.stats().sent == len(batch) + 1
+    push.shutdown()
+    pull.shutdown()
+
+
+@pytest_twisted.ensureDeferred
 async def test_bad_frame_stops_the_batch_after_the_messages_before_it(zmq_factory, zmq_address):
     push, pull, collector = pair(zmq_factory, zmq_address("tcp"))
     with pytest.raises(TypeError):
@@ -153,6 +174,25 @@ async def test_bad_frame_stops_the_batch_after_the_messages_before_it(zmq_factor
     await collector.ended
     assert collector.messages == [[b"1"], [b"2", b"two"]]
     assert push.stats().sent == 3  # with END
+    push.shutdown()
+    pull.shutdown()
+
+
+@pytest_twisted.ensureDeferred
+async def test_bad_frame_among_queued_messages_stops_the_batch_there(zmq_factory, zmq_address):
+    push, pull, collector = pair(zmq_factory, zmq_address("inproc"), TightPush)
+    pull.pauseProducing()
+    batch = [b"%d" % n for n in range(50)]
+    with pytest.raises(TypeError):
+        push.sendMany([*batch, [b"bad", 3], b"after"])
+    stats = push.stats()
+    assert stats.queued > 0, "libzmq took it all: the high-water mark did not bite"
+    assert stats.sent + stats.queued == len(batch)
+    pull.resumeProducing()
+    await push.whenSendQueueEmpty(timeout=30)
+    push.send(END)
+    await collector.ended
+    assert collector.messages == [[message] for message in batch]
     push.shutdown()
     pull.shutdown()
 
