@@ -81,6 +81,13 @@ def _readyReader(reactor: Any, doRead: Callable[[], object]) -> Any:
     return reader
 
 
+def _drop(reactor: Any, reader: Any) -> None:
+    """Take ``reader`` off the reactor (the warm-up's must not be dispatched too) and close it."""
+    reactor.removeReader(reader)
+    for socket in reader.sockets:
+        socket.close()
+
+
 def _empty(count: int) -> None:
     for _ in range(count):
         pass
@@ -89,21 +96,27 @@ def _empty(count: int) -> None:
 def _dispatch(count: int) -> None:
     """``doIteration(0)`` with one ready FD whose ``doRead`` does nothing."""
     reactor = _reactor()
-    _readyReader(reactor, _noop)
+    reader = _readyReader(reactor, _noop)
     iteration = reactor.doIteration
     for _ in range(count):
         iteration(0)
+    _drop(reactor, reader)
 
 
 def _logContext(count: int) -> None:
-    """``log.callWithLogger``, as the reactor wraps each FD event, around a no-op."""
+    """
+    ``log.callWithLogger``, as the reactor wraps each FD event (with the three arguments it
+    passes on), around a no-op.
+    """
     from twisted.python import log
 
     reactor = _reactor()
     reader = _readyReader(reactor, _noop)
     call: Callable[..., object] = log.callWithLogger
+    fd = reader.fileno()
     for _ in range(count):
-        call(reader, _noop)
+        call(reader, _noop, reader, fd, 1)
+    _drop(reactor, reader)
 
 
 def _readOrWrite(count: int) -> None:
@@ -115,17 +128,19 @@ def _readOrWrite(count: int) -> None:
     event = getattr(reactor, "_POLL_IN", 1)
     for _ in range(count):
         handle(reader, fd, event)
+    _drop(reactor, reader)
 
 
 def _turn(count: int) -> None:
     """The rest of a ``mainLoop`` turn: ``runUntilCurrent`` and ``timeout``, one timer pending."""
     reactor = _reactor()
-    reactor.callLater(3600, _noop)
+    timer = reactor.callLater(3600, _noop)
     run = reactor.runUntilCurrent
     timeout = reactor.timeout
     for _ in range(count):
         run()
         timeout()
+    timer.cancel()
 
 
 def _callLater(count: int) -> None:
@@ -478,6 +493,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--callgrind needs valgrind (apt-get install valgrind)")
     figures = {piece: measure(piece, options.count, options.callgrind) for piece in PIECES}
     unit = "instructions" if options.callgrind else "ns"
+    from txzmq2 import _fastpath
+
+    path = "native" if _fastpath.native else "pure-Python"
+    print(f"txzmq2 on its {path} path, {type(_reactor()).__name__}")
     print(f"| piece | {unit} per iteration |\n|---|---|")
     for piece, value in figures.items():
         if piece != _SUBTRACTED:
