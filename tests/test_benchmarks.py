@@ -353,23 +353,16 @@ def test_unknown_case_is_a_usage_error() -> None:
     assert "no case matches" in result.stderr
 
 
-def test_roundtrip_profile_times_each_client_against_a_blocking_peer() -> None:
+def _runModule(module: str, *arguments: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [sys.executable, "-m", "txzmq2.bench.roundtrip", "--count", "300"],
+        [sys.executable, "-m", module, *arguments],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
     )
     assert result.returncode == 0, result.stderr
-    rows = [
-        [cell.strip() for cell in line.strip("|").split("|")]
-        for line in result.stdout.splitlines()
-        if line.startswith("| ") and not line.startswith("| client")
-    ]
-    assert [row[0] for row in rows] == ["txzmq2", "floor", "pyzmq"]
-    for _, rate, wall, cpu in rows:
-        assert float(rate.replace(",", "")) > 0 and float(wall) > 0 and float(cpu) > 0
+    return result
 
 
 def _tableRows(output: str, header: str) -> list[list[str]]:
@@ -380,15 +373,16 @@ def _tableRows(output: str, header: str) -> list[list[str]]:
     ]
 
 
+def test_roundtrip_profile_times_each_client_against_a_blocking_peer() -> None:
+    result = _runModule("txzmq2.bench.roundtrip", "--count", "300")
+    rows = _tableRows(result.stdout, "client")
+    assert [row[0] for row in rows] == ["txzmq2", "floor", "pyzmq"]
+    for _, rate, wall, cpu in rows:
+        assert float(rate.replace(",", "")) > 0 and float(wall) > 0 and float(cpu) > 0
+
+
 def test_wakeup_profile_prices_every_piece_of_a_wake_up() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "txzmq2.bench.wakeup", "--count", "2000"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
-    assert result.returncode == 0, result.stderr
+    result = _runModule("txzmq2.bench.wakeup", "--count", "2000")
     from txzmq2.bench.wakeup import PIECES
 
     rows = _tableRows(result.stdout, "piece")
@@ -399,14 +393,7 @@ def test_wakeup_profile_prices_every_piece_of_a_wake_up() -> None:
 
 
 def test_wakeup_counts_show_one_wake_up_per_round_trip_at_most() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "txzmq2.bench.wakeup", "--wakeups", "--count", "300"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
-    assert result.returncode == 0, result.stderr
+    result = _runModule("txzmq2.bench.wakeup", "--wakeups", "--count", "300")
     rows = _tableRows(result.stdout, "side")
     assert [row[0] for row in rows] == ["txzmq2 REQ client", "txzmq2 REP server"]
     for _, wakeups, empty, passes in rows:

@@ -39,7 +39,7 @@ import zmq
 
 from txzmq2.bench.common import freezeStartupHeap
 
-__all__ = ["CLIENTS", "main", "measure"]
+__all__ = ["CLIENTS", "STOP", "main", "measure", "peerCommand", "serve"]
 
 PAYLOAD = b"x" * 64
 WARM_UP = 200
@@ -242,9 +242,14 @@ def _module(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "txzmq2.bench.roundtrip", *arguments]
 
 
+def peerCommand() -> list[str]:
+    """The command that runs :func:`serve` in a process of its own (it prints its address)."""
+    return _module("--serve")
+
+
 def _runClient(name: str, count: int, callgrind: bool) -> tuple[dict[str, Any], int | None]:
     """One client against a fresh peer; its figures, and instructions when ``callgrind``."""
-    peer = subprocess.Popen(_module("--serve"), stdout=subprocess.PIPE, text=True)
+    peer = subprocess.Popen(peerCommand(), stdout=subprocess.PIPE, text=True)
     try:
         assert peer.stdout is not None
         endpoint = peer.stdout.readline().strip()

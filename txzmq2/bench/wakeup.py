@@ -32,6 +32,7 @@ from typing import Any
 
 import zmq
 
+from txzmq2.bench import roundtrip
 from txzmq2.bench.common import freezeStartupHeap
 
 __all__ = ["PIECES", "main", "measure"]
@@ -39,7 +40,7 @@ __all__ = ["PIECES", "main", "measure"]
 PAYLOAD = b"x" * 64
 CALLGRIND_COUNTS = (2_000, 12_000)
 WAKEUP_COUNT = 2_000
-STOP = b"stop"
+STOP = roundtrip.STOP
 
 Loop = Callable[[int], None]
 
@@ -180,12 +181,13 @@ def _await(count: int) -> None:
         waiting.pop().callback(None)
 
 
-def _pushPull() -> tuple[zmq.Context[Any], zmq.Socket[Any], str]:
+def _boundPeer(socketType: int) -> tuple[zmq.Context[Any], zmq.Socket[Any], str]:
+    """A fresh context and a pyzmq socket of ``socketType`` bound on inproc, and its address."""
     context: zmq.Context[Any] = zmq.Context()
-    push = context.socket(zmq.PUSH)
+    peer = context.socket(socketType)
     address = f"inproc://wakeup-{os.getpid()}"
-    push.bind(address)
-    return context, push, address
+    peer.bind(address)
+    return context, peer, address
 
 
 def _pyzmqRead(count: int) -> None:
@@ -193,7 +195,7 @@ def _pyzmqRead(count: int) -> None:
     One message sent by a PUSH over inproc and read by a pyzmq PULL as any reader woken by
     ``ZMQ_FD`` must: ``recv``, then ``EVENTS`` (the edge rule: is another one waiting?).
     """
-    context, push, address = _pushPull()
+    context, push, address = _boundPeer(zmq.PUSH)
     pull = context.socket(zmq.PULL)
     pull.connect(address)
     send, recv, get = push.send, pull.recv, pull.get
@@ -211,7 +213,7 @@ def _txzmq2Read(count: int) -> None:
     """
     from txzmq2 import ZmqEndpoint, ZmqEndpointType, ZmqFactory, ZmqPullConnection
 
-    context, push, address = _pushPull()
+    context, push, address = _boundPeer(zmq.PUSH)
     factory = ZmqFactory(_reactor(), context=context)
     pull = ZmqPullConnection(factory, ZmqEndpoint(ZmqEndpointType.connect, address))
     pull.onPull = _noop  # type: ignore[method-assign, assignment]
@@ -223,17 +225,9 @@ def _txzmq2Read(count: int) -> None:
     context.destroy(linger=0)
 
 
-def _dealers() -> tuple[zmq.Context[Any], zmq.Socket[Any], str]:
-    context: zmq.Context[Any] = zmq.Context()
-    peer = context.socket(zmq.DEALER)
-    address = f"inproc://wakeup-{os.getpid()}"
-    peer.bind(address)
-    return context, peer, address
-
-
 def _pyzmqSend(count: int) -> None:
     """One message sent by a pyzmq DEALER over inproc, and its peer's ``recv``."""
-    context, peer, address = _dealers()
+    context, peer, address = _boundPeer(zmq.DEALER)
     dealer = context.socket(zmq.DEALER)
     dealer.connect(address)
     send, recv = dealer.send, peer.recv
@@ -250,7 +244,7 @@ def _txzmq2Send(count: int) -> None:
     """
     from txzmq2 import ZmqDealerConnection, ZmqEndpoint, ZmqEndpointType, ZmqFactory
 
-    context, peer, address = _dealers()
+    context, peer, address = _boundPeer(zmq.DEALER)
     reactor = _reactor()
     factory = ZmqFactory(reactor, context=context)
     dealer = ZmqDealerConnection(factory, ZmqEndpoint(ZmqEndpointType.connect, address))
@@ -338,26 +332,16 @@ def _runPiece(piece: str, count: int) -> dict[str, float]:
 # -- wake-ups per round trip -------------------------------------------------------------------
 
 
-def _peer(kind: str) -> None:
-    """A blocking pyzmq REP echo (``rep``) or REQ client (``req``) on tcp, until ``stop``."""
+def _requester() -> None:
+    """A blocking pyzmq REQ client on tcp: the address and a count on stdin, then ``stop``."""
     context: zmq.Context[Any] = zmq.Context()
-    if kind == "rep":
-        socket = context.socket(zmq.REP)
-        socket.bind("tcp://127.0.0.1:*")
-        print(socket.get_string(zmq.LAST_ENDPOINT), flush=True)
-        while True:
-            frames = socket.recv_multipart()
-            socket.send_multipart(frames)
-            if frames == [STOP]:
-                break
-    else:
-        socket = context.socket(zmq.REQ)
-        socket.connect(sys.stdin.readline().strip())
-        count = int(sys.stdin.readline())
-        for _ in range(count):
-            socket.send(PAYLOAD)
-            socket.recv()
-        socket.send(STOP)
+    socket = context.socket(zmq.REQ)
+    socket.connect(sys.stdin.readline().strip())
+    count = int(sys.stdin.readline())
+    for _ in range(count):
+        socket.send(PAYLOAD)
+        socket.recv()
+    socket.send(STOP)
     socket.close(linger=1000)
     context.term()
 
@@ -396,8 +380,10 @@ def _countWakeups(side: str, count: int) -> dict[str, float]:
     reactor: Any = installed
     factory = ZmqFactory(reactor)
     done: Deferred[None] = Deferred()
+    # The client's peer is the round-trip profile's REP echo (it stops at the same word).
+    peerCommand = roundtrip.peerCommand() if side == "client" else _module("--requester")
     peer = subprocess.Popen(
-        _module("--peer", "rep" if side == "client" else "req"),
+        peerCommand,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -460,14 +446,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="count wake-ups and scheduled passes per sequential round trip instead",
     )
     parser.add_argument("--piece", choices=sorted(PIECES), help=argparse.SUPPRESS)
-    parser.add_argument("--peer", choices=("rep", "req"), help=argparse.SUPPRESS)
+    parser.add_argument("--requester", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--side", choices=("client", "server"), help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     if options.piece:
         print(json.dumps(_runPiece(options.piece, options.count)))
         return 0
-    if options.peer:
-        _peer(options.peer)
+    if options.requester:
+        _requester()
         return 0
     if options.side:
         print(json.dumps(_countWakeups(options.side, min(options.count, WAKEUP_COUNT))))
