@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import re
 import resource
 import select
 import subprocess
@@ -25,6 +26,7 @@ import zmq
 
 __all__ = [
     "BASELINE",
+    "CALLGRIND",
     "CASES",
     "CLOCK_EVERY",
     "IMPLEMENTATIONS",
@@ -34,6 +36,7 @@ __all__ = [
     "Measurement",
     "PeerProcess",
     "Spec",
+    "callgrindInstructions",
     "handshake",
     "notApplicable",
     "peakRssKb",
@@ -389,3 +392,15 @@ class PeerProcess:
         line, self._buffer = self._buffer.split(b"\n", 1)
         report: dict[str, Any] = json.loads(line)
         return report
+
+
+CALLGRIND = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+"""The prefix that runs a command under valgrind's callgrind, counting instructions."""
+
+
+def callgrindInstructions(stderr: str) -> int:
+    """The instructions callgrind counted, from the ``stderr`` of a command run under it."""
+    found = re.search(r"Collected : (\d+)", stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count from valgrind:\n{stderr[-2000:]}")
+    return int(found.group(1))

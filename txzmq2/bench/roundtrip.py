@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from typing import Any
 
 import zmq
 
-from txzmq2.bench.common import freezeStartupHeap
+from txzmq2.bench.common import CALLGRIND, callgrindInstructions, freezeStartupHeap
 
 __all__ = ["CLIENTS", "STOP", "main", "measure", "peerCommand", "serve"]
 
@@ -255,19 +254,14 @@ def _runClient(name: str, count: int, callgrind: bool) -> tuple[dict[str, Any], 
         endpoint = peer.stdout.readline().strip()
         command = _module("--client", name, "--endpoint", endpoint, "--count", str(count))
         if callgrind:
-            command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command]
+            command = [*CALLGRIND, *command]
         run = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
         peer.wait(timeout=30)
     finally:
         if peer.poll() is None:
             peer.kill()
             peer.wait()
-    instructions = None
-    if callgrind:
-        found = re.search(r"Collected : (\d+)", run.stderr)
-        if found is None:
-            raise RuntimeError(f"no instruction count from valgrind:\n{run.stderr[-2000:]}")
-        instructions = int(found.group(1))
+    instructions = callgrindInstructions(run.stderr) if callgrind else None
     return json.loads(run.stdout.strip().splitlines()[-1]), instructions
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import socket as stdsocket
 import subprocess
@@ -33,7 +32,7 @@ from typing import Any
 import zmq
 
 from txzmq2.bench import roundtrip
-from txzmq2.bench.common import freezeStartupHeap
+from txzmq2.bench.common import CALLGRIND, callgrindInstructions, freezeStartupHeap
 
 __all__ = ["PIECES", "main", "measure"]
 
@@ -288,17 +287,9 @@ def _module(*arguments: str) -> list[str]:
 
 
 def _instructions(piece: str, count: int) -> int:
-    command = [
-        "valgrind",
-        "--tool=callgrind",
-        "--callgrind-out-file=/dev/null",
-        *_module("--piece", piece, "--count", str(count)),
-    ]
+    command = [*CALLGRIND, *_module("--piece", piece, "--count", str(count))]
     run = subprocess.run(command, capture_output=True, text=True, timeout=900, check=True)
-    found = re.search(r"Collected : (\d+)", run.stderr)
-    if found is None:
-        raise RuntimeError(f"no instruction count from valgrind:\n{run.stderr[-2000:]}")
-    return int(found.group(1))
+    return callgrindInstructions(run.stderr)
 
 
 def _nanoseconds(piece: str, count: int) -> float:
