@@ -633,13 +633,14 @@ class ZmqConnection:
         outbound = self._outbound
         sendRun = self._sendRun
         index, count = 0, len(batch)
-        finished = False
+        finished = touched = False
         try:
             while index < count:
                 if sendRun is not None and not outbound.length and not self._closed:
                     # Nothing queued, so nothing to overtake: a run libzmq takes at once.
                     # (_closed: a producer paused by an earlier message may have shut us
                     # down, and the native loop must not touch a closed socket.)
+                    touched = True
                     index = sendRun(batch, index, outbound)
                     if index == count:
                         break
@@ -652,16 +653,20 @@ class ZmqConnection:
                 # The message the run stopped at (refused, or not one it sends itself),
                 # or any message to a ROUTER once some wait: send's full path, which
                 # queues or raises.
+                touched = True
                 outbound.send(toFrames(batch[index]))
                 index += 1
             finished = True
         finally:
             # Once for the whole batch: the sends may have consumed the FD's edge with
             # replies already waiting (a look at EVENTS, as after send), or queued
-            # messages that need a flush (a pass).
+            # messages that need a flush (a pass). A batch that only queued behind
+            # waiting messages touched no socket: what flushes those (the FD's POLLOUT,
+            # the retry timer) flushes it too, and a pass now would find libzmq still
+            # full, a fruitless flush that sends the next POLLOUT to the retry timer.
             if finished and not outbound.length:
                 self._engine.afterSend()
-            elif not self._engine.inPass:
+            elif touched and not self._engine.inPass:
                 self._engine.schedulePass()
 
     def _sendManyPure(self, batch: list[Any], index: int, outbound: _Outbound) -> int:
