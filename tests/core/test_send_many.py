@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 import pytest_twisted
 import zmq
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer
+from twisted.internet.task import deferLater
 from zope.interface import implementer
 
 from tests.peers import blockingSocket, inThread
@@ -79,6 +81,29 @@ async def test_batch_past_the_high_water_mark_arrives_whole_and_in_order_once_th
     push.send(END)
     await collector.ended
     assert collector.messages == [[b"%d" % n] for n in range(total)]
+    push.shutdown()
+    pull.shutdown()
+
+
+@pytest_twisted.ensureDeferred
+async def test_batch_queued_behind_waiting_messages_schedules_no_reactor_call(
+    zmq_factory, zmq_address
+):
+    # It touches no socket: a pass would only find libzmq still full, and that fruitless
+    # flush sends the next POLLOUT to the retry timer.
+    push, pull, collector = pair(zmq_factory, zmq_address("inproc"), TightPush)
+    pull.pauseProducing()
+    push.sendMany([b"%d" % n for n in range(10)])
+    assert push.sendQueueLength > 0
+    await deferLater(reactor, 0.01, lambda: None)  # the pass the first batch asked for ran
+    before = len(reactor.getDelayedCalls())
+    push.sendMany([b"%d" % n for n in range(10, 20)])
+    assert len(reactor.getDelayedCalls()) == before
+    pull.resumeProducing()
+    await push.whenSendQueueEmpty(timeout=30)
+    push.send(END)
+    await collector.ended
+    assert collector.messages == [[b"%d" % n] for n in range(20)]
     push.shutdown()
     pull.shutdown()
 
