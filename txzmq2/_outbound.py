@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
+from itertools import islice
 from typing import TYPE_CHECKING, Any, cast
 
 import zmq
@@ -40,6 +41,8 @@ __all__: list[str] = []
 # (a ROUTER's other peers, or an XPUB, which always says POLLOUT) (seconds).
 RETRY_MIN = 0.001
 RETRY_MAX = 0.05
+# Most queued messages a flush hands the native run loop in one list.
+RUN_SLICE = 1024
 
 
 class _Outbound:
@@ -235,30 +238,33 @@ class _Outbound:
 
         :return: how many left (sent or dropped because their peer vanished).
         """
-        sent = dropped = 0
+        dropped = 0
         sentBefore = self.sent
         send = self._sendFrames
         sendRun = self._sendRun
-        for key, queue in list(self._destinations.items()):
-            if sendRun is not None:
-                sent += self._flushRuns(queue, sendRun)
-            while queue:
-                token = next(iter(queue))
-                try:
-                    send(queue[token])
-                except zmq.Again:
-                    break
-                except ZmqUnroutableError:
-                    dropped += len(queue)
-                    queue.clear()
-                    break
-                del queue[token]
-                sent += 1
-            if not queue:
-                del self._destinations[key]
-        self.length -= sent + dropped
-        # (The runs counted theirs in self.sent already.)
-        self.sent = sentBefore + sent
+        try:
+            for key, queue in list(self._destinations.items()):
+                if sendRun is not None:
+                    self._flushRuns(queue, sendRun)
+                while queue:
+                    token = next(iter(queue))
+                    try:
+                        send(queue[token])
+                    except zmq.Again:
+                        break
+                    except ZmqUnroutableError:
+                        dropped += len(queue)
+                        queue.clear()
+                        break
+                    del queue[token]
+                    self.sent += 1
+                if not queue:
+                    del self._destinations[key]
+        finally:
+            # Also when a send failed outright (a terminated context): what left is gone
+            # from the queues, and the count follows them.
+            self.length = sum(len(queue) for queue in self._destinations.values())
+        sent = self.sent - sentBefore
         self.fruitless = 0 if sent + dropped or not self.length else self.fruitless + 1
         if sent + dropped:
             # Progress: the backoff is for a socket that takes nothing. A flood that keeps
@@ -279,34 +285,39 @@ class _Outbound:
         self,
         queue: OrderedDict[int, list[bytes]],
         sendRun: Callable[[list[Any], int, _Outbound], int],
-    ) -> int:
+    ) -> None:
         """
         Hand libzmq the oldest of ``queue`` in runs (one call each), taking each message a
         run stops at through ``sendFrames`` (a large frame; a refusal ends it all, left
-        to the caller's loop, as is any error). Removes what left; returns how many.
+        to the caller's loop, as is any error). Removes what left and counts it in
+        ``sent``.
         """
-        pending = list(queue.values())
-        index = 0
         send = self._sendFrames
-        while True:
-            before = self.sent
-            try:
-                index = sendRun(pending, index, self)
-            finally:
-                # Counted by the run even if it raised: those left, whatever comes next.
-                for _ in range(self.sent - before):
-                    queue.popitem(last=False)
-            if index == len(pending):
-                return index
-            try:
-                send(pending[index])
-            except (zmq.ZMQError, ZmqUnroutableError):
-                # Refused (EAGAIN) or failed: the caller's loop tries it again and stops,
-                # or handles the failure (a vanished peer), as for any message.
-                return index
-            queue.popitem(last=False)
-            self.sent += 1
-            index += 1
+        while queue:
+            # A slice at a time, not the whole queue: libzmq takes up to its high-water
+            # mark of a long queue per flush, and copying all of it every time would make
+            # draining it quadratic.
+            pending = list(islice(queue.values(), RUN_SLICE))
+            index = 0
+            while True:
+                before = self.sent
+                try:
+                    index = sendRun(pending, index, self)
+                finally:
+                    # Counted by the run even if it raised: those left, whatever comes next.
+                    for _ in range(self.sent - before):
+                        queue.popitem(last=False)
+                if index == len(pending):
+                    break
+                try:
+                    send(pending[index])
+                except (zmq.ZMQError, ZmqUnroutableError):
+                    # Refused (EAGAIN) or failed: the caller's loop tries it again and
+                    # stops, or handles the failure (a vanished peer), as for any message.
+                    return
+                queue.popitem(last=False)
+                self.sent += 1
+                index += 1
 
     def writable(self) -> None:
         """

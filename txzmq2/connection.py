@@ -726,8 +726,14 @@ class ZmqConnection:
         if self._closed:
             raise ZmqConnectionClosed(f"{self!r} is shut down; cannot send")
         outbound = self._outbound
-        sent = False
+        sent = touched = False
         try:
+            if outbound.length and not outbound.routed:
+                # One destination, and messages wait for it: this one queues behind them
+                # without touching the socket (as sendMany's rest does; see there why no
+                # pass follows).
+                return outbound.enqueue(frames)
+            touched = True
             if outbound.length:
                 return outbound.send(frames)
             # Nothing queued (the hot path): straight to libzmq, the queue only on EAGAIN.
@@ -742,7 +748,7 @@ class ZmqConnection:
             # The send may have consumed the FD's edge with replies already waiting.
             if sent:
                 self._engine.afterSend()
-            elif not self._engine.inPass:
+            elif touched and not self._engine.inPass:
                 self._engine.schedulePass()
 
     def _sendFrames(self, frames: list[bytes]) -> None:

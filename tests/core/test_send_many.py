@@ -85,19 +85,24 @@ async def test_batch_past_the_high_water_mark_arrives_whole_and_in_order_once_th
     pull.shutdown()
 
 
+@pytest.mark.parametrize("verb", ["sendMany", "send"])
 @pytest_twisted.ensureDeferred
 async def test_batch_queued_behind_waiting_messages_schedules_no_reactor_call(
-    zmq_factory, zmq_address
+    zmq_factory, zmq_address, verb
 ):
     # It touches no socket: a pass would only find libzmq still full, and that fruitless
-    # flush sends the next POLLOUT to the retry timer.
+    # flush sends the next POLLOUT to the retry timer. (send: one message, the same rule.)
     push, pull, collector = pair(zmq_factory, zmq_address("inproc"), TightPush)
     pull.pauseProducing()
     push.sendMany([b"%d" % n for n in range(10)])
     assert push.sendQueueLength > 0
     await deferLater(reactor, 0.01, lambda: None)  # the pass the first batch asked for ran
     before = len(reactor.getDelayedCalls())
-    push.sendMany([b"%d" % n for n in range(10, 20)])
+    if verb == "sendMany":
+        push.sendMany([b"%d" % n for n in range(10, 20)])
+    else:
+        for n in range(10, 20):
+            push.send(b"%d" % n)
     assert len(reactor.getDelayedCalls()) == before
     pull.resumeProducing()
     await push.whenSendQueueEmpty(timeout=30)
