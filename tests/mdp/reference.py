@@ -38,7 +38,12 @@ POLL_SLICE = 0.01
 
 
 def rfcRequest(
-    context: zmq.Context[Any], address: str, service: bytes, *body: bytes, timeout: float = 5.0
+    context: zmq.Context[Any],
+    address: str,
+    service: bytes,
+    *body: bytes,
+    timeout: float = 5.0,
+    retries: int = 0,
 ) -> list[bytes]:
     """
     Send one REQUEST from a fresh REQ socket and return the REPLY's body frames.
@@ -46,18 +51,30 @@ def rfcRequest(
     A REQ socket adds and strips frame 0 (the empty frame) itself, so it sends
     ``[MDPC01, service, *body]`` and receives ``[MDPC01, service, *reply]``.
 
-    :raises zmq.Again: when no reply comes within ``timeout`` seconds.
+    With ``retries``, a request unanswered within ``timeout`` is sent again, up to that many
+    times, each time from a new socket (a REQ socket cannot send twice without a reply): the
+    client's part in MDP, which loses a request held by a worker that dies or is taken for
+    dead, and leaves the retry to the client.
+
+    :raises zmq.Again: when the last try gets no reply within ``timeout`` seconds.
     :raises AssertionError: when the reply is not an MDP/Client REPLY from ``service``.
     """
-    socket = blockingSocket(context, zmq.REQ, rcvtimeo=int(timeout * 1000))
-    try:
-        socket.connect(address)
-        socket.send_multipart([MDPC01, service, *body])
-        reply = socket.recv_multipart()
-    finally:
-        socket.close()
-    assert len(reply) >= 3 and reply[:2] == [MDPC01, service], reply
-    return reply[2:]
+    triesLeft = retries
+    while True:
+        socket = blockingSocket(context, zmq.REQ, rcvtimeo=int(timeout * 1000))
+        try:
+            socket.connect(address)
+            socket.send_multipart([MDPC01, service, *body])
+            reply = socket.recv_multipart()
+        except zmq.Again:
+            if not triesLeft:
+                raise
+            triesLeft -= 1
+            continue
+        finally:
+            socket.close()
+        assert len(reply) >= 3 and reply[:2] == [MDPC01, service], reply
+        return reply[2:]
 
 
 class RfcWorker:

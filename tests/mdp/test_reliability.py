@@ -7,6 +7,7 @@ freezing, a slow worker among fast ones, and a peer sending arbitrary frames.
 from __future__ import annotations
 
 import errno
+import itertools
 import signal
 import textwrap
 from collections.abc import Iterator
@@ -262,8 +263,8 @@ async def test_broker_survives_arbitrary_frames_and_serves_the_next_good_request
     await until(lambda: broker.services == {b"echo": 1})
 
     def fuzz() -> None:
-        lookup = [b"", MDPC01, b"mmi.service", b"echo"]
         served = []
+        probes = itertools.count()
 
         @settings(
             max_examples=100,
@@ -274,6 +275,9 @@ async def test_broker_survives_arbitrary_frames_and_serves_the_next_good_request
         @given(st.lists(MESSAGE, min_size=1, max_size=4))
         def survives(messages: list[list[bytes]]) -> None:
             seen = len(logged)
+            # An mmi. service the broker does not implement, named afresh each time, so
+            # its answer (501) is to this probe alone, never to a lookup among the fuzz.
+            probe = b"mmi.probe-%d" % next(probes)
             # A new peer (a new identity) each time: a stranger to the broker at first.
             peer = blockingSocket(peerContext, zmq.DEALER)
             try:
@@ -282,14 +286,20 @@ async def test_broker_survives_arbitrary_frames_and_serves_the_next_good_request
                     peer.send_multipart(message)
                 # The broker answers this after all that came before it on this socket:
                 # once the answer is in, the messages above have been dealt with.
-                peer.send_multipart(lookup)
-                while peer.recv_multipart() != [b"", MDPC01, b"mmi.service", b"200"]:
-                    pass  # heartbeats, DISCONNECTs, requests for a "fuzz" worker...
+                peer.send_multipart([b"", MDPC01, probe, b"echo"])
+                while peer.recv_multipart() != [b"", MDPC01, probe, b"501"]:
+                    pass  # heartbeats, DISCONNECTs, answers to the fuzz's own lookups...
             finally:
                 peer.close()
             assert not [event for event in logged[seen:] if "log_failure" in event]
             body = b"good request %d" % len(served)
-            assert rfcRequest(peerContext, address, b"echo", body) == [body]
+            # Served, though maybe not at the first try: MDP loses a request held by a
+            # worker that is gone or taken for gone, and leaves the retry to the client.
+            # Both happen here: the fuzz may register a worker for "echo" and close it
+            # without a word, and under CPU overload heartbeats run late, so broker and
+            # worker may each take the other for dead and the worker registers afresh.
+            reply = rfcRequest(peerContext, address, b"echo", body, timeout=2, retries=3)
+            assert reply == [body]
             served.append(body)
 
         survives()
