@@ -124,6 +124,7 @@ class _Engine:
         scheduled with ``callLater(0)``, and schedule one only when a message waits. A
         second send before any pass schedules the pass instead (one look per burst, not
         one per message), and a connection that does not read has nothing to look for.
+        Callers skip the call inside a pass (the hot path: a reply sent from a delivery).
         """
         if self.inPass or self.passCall is not None:
             return

@@ -597,7 +597,8 @@ class ZmqConnection:
             # Python calls between (a refused or failed frame takes the full path below,
             # which tries again, queues it or raises as it does for any message).
             self._outbound.sent += 1
-            self._engine.afterSend()
+            if not self._engine.inPass:  # (inside a pass, the pass looks at EVENTS)
+                self._engine.afterSend()
             return
         self._sendMessage(toFrames(message))
 
@@ -665,7 +666,8 @@ class ZmqConnection:
             # the retry timer) flushes it too, and a pass now would find libzmq still
             # full, a fruitless flush that sends the next POLLOUT to the retry timer.
             if finished and not outbound.length:
-                self._engine.afterSend()
+                if not self._engine.inPass:
+                    self._engine.afterSend()
             elif touched and not self._engine.inPass:
                 self._engine.schedulePass()
 
@@ -747,7 +749,8 @@ class ZmqConnection:
         finally:
             # The send may have consumed the FD's edge with replies already waiting.
             if sent:
-                self._engine.afterSend()
+                if not self._engine.inPass:
+                    self._engine.afterSend()
             elif touched and not self._engine.inPass:
                 self._engine.schedulePass()
 
