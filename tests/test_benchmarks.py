@@ -387,9 +387,11 @@ def test_wakeup_profile_prices_every_piece_of_a_wake_up() -> None:
 
     rows = _tableRows(result.stdout, "piece")
     assert [row[0] for row in rows] == [label for label, _ in list(PIECES.values())[1:]]
-    figures = {row[0]: float(row[1].replace(",", "")) for row in rows}
-    # A txzmq2 read pass does everything a plain recv does and more.
-    assert figures[PIECES["txzmq2"][0]] > figures[PIECES["pyzmq"][0]] > 0
+    # Wall-clock prices of a few microseconds each: their order flips on a
+    # loaded machine, so the test checks that every piece was measured, and
+    # the comparisons live in docs/performance.md (instruction counts).
+    for row in rows:
+        assert float(row[1].replace(",", "")) > 0, row
 
 
 def test_wakeup_counts_show_one_wake_up_per_round_trip_at_most() -> None:
