@@ -151,18 +151,20 @@ class _Engine:
             self.passCall.cancel()
         self.passCall = None
 
-    def runPass(self, woken: bool = False) -> None:
+    def runPass(self, woken: bool = False) -> bool:
         """
         Flush queued sends, deliver a bounded batch of messages, then look at ``EVENTS``
-        and schedule another pass if anything is left to do.
+        and schedule another pass if anything is left to do. Returns whether messages may
+        still wait unread (the budget ran out, reading is paused, or this pass could not
+        read: it was re-entered or interrupted).
         """
         connection = self._connection
         if connection._closed:
-            return
+            return False
         if self.inPass:
             # A callback re-entered us; finish the current pass and come back.
             self.schedulePass()
-            return
+            return True
         self.inPass = True
         self._lookedAfterSend = False
         outbound = self._outbound
@@ -174,7 +176,7 @@ class _Engine:
             if reading:
                 events = self._readBatch(woken)
             if connection.closed:  # a callback shut us down (the property: mypy narrows)
-                return
+                return False
             if events is None:
                 # Reading EVENTS consumes the edge too, so act on what it says right here.
                 events = self._getOption(_EVENTS)
@@ -183,26 +185,28 @@ class _Engine:
                 "{connection}: context terminated under it", connection=connection
             )
             connection.shutdown()
-            return
+            return False
         except zmq.ZMQError as error:
             if error.errno == errno.EINTR:
                 self.schedulePass()
-                return
+                return True
             connection._log.failure(
                 "{connection}: socket failed; shutting down", connection=connection
             )
             connection.shutdown()
-            return
+            return False
         finally:
             self.inPass = False
             self.deliveringFrame = None
-        if events & _POLLIN and reading:
+        waiting = events & _POLLIN
+        if waiting and reading:
             self.schedulePass()
         elif events & _POLLOUT and outbound.length:
             outbound.writable()
         if not outbound.length and outbound.afterEmpty:
             # Last: what drain waiters do next (send more, shut down) finds the pass done.
             outbound.afterPass()
+        return waiting != 0
 
     def _readBatch(self, woken: bool) -> int | None:
         """

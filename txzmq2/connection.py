@@ -863,6 +863,17 @@ class ZmqConnection:
     def _runPass(self, woken: bool = False) -> None:
         self._engine.runPass(woken)
 
+    def _readWaiting(self) -> bool:
+        """
+        Run a pass now: deliver what waits in the socket, within the usual read budget.
+        Returns whether messages still wait unread (a pass is scheduled for them when
+        reading is not paused).
+
+        For a timer about to judge a peer by its silence: when application code held the
+        reactor, the timer can run before the reactor has read what the peer sent meanwhile.
+        """
+        return self._engine.runPass()
+
     def messageReceived(self, message: Message) -> None:
         """
         Called with each whole message read from the socket (unless a ``receiver`` was
