@@ -5,6 +5,7 @@ down per test, reference peers run in threads, raw sockets that show the exact f
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -45,6 +46,28 @@ async def until(predicate: Callable[[], object], timeout: float = PATIENCE) -> N
         if reactor.seconds() > deadline:
             pytest.fail(f"still false after {timeout} s: {predicate.__doc__ or predicate}")
         await deferLater(reactor, 0.01)
+
+
+async def stallReactor(seconds: float) -> None:
+    """
+    Hold the reactor thread for ``seconds`` (``time.sleep``), as application code that
+    blocks would, and return once the reactor runs again.
+
+    The stall runs as a thread call: Twisted's reactors run those first in a turn, then the
+    timers that fell due, and only then look at descriptors. So a heartbeat timer due during
+    the stall runs right after it, before the reactor has read anything the peers sent
+    meanwhile: the worst case for a timer that judges peers by their silence.
+    """
+    from twisted.internet import reactor
+
+    resumed: Deferred[None] = Deferred()
+
+    def stall() -> None:
+        time.sleep(seconds)
+        reactor.callLater(0, resumed.callback, None)
+
+    reactor.callFromThread(stall)
+    await resumed
 
 
 def saying(events: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:

@@ -14,7 +14,15 @@ import pytest_twisted
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import deferLater
 
-from tests.mdp.conftest import INTERVAL, LIVENESS, RawRouter, echo, saying, until
+from tests.mdp.conftest import (
+    INTERVAL,
+    LIVENESS,
+    RawRouter,
+    echo,
+    saying,
+    stallReactor,
+    until,
+)
 from tests.mdp.reference import (
     DISCONNECT,
     HEARTBEAT,
@@ -281,6 +289,28 @@ async def test_worker_stays_registered_with_an_rfc_broker_over_many_heartbeats(
         return sum(1 for _, frames in list(broker.received) if frames == heartbeat)
 
     await until(lambda: heartbeats() >= 3 * LIVENESS)
+    readies = [frames for _, frames in list(broker.received) if frames[2:3] == [READY]]
+    assert readies == [[b"", MDPW01, READY, b"echo"]]
+    assert not saying(logged, "reconnecting in")
+
+
+@pytest_twisted.ensureDeferred
+async def test_reactor_stall_does_not_make_the_worker_take_a_heartbeating_broker_for_gone(
+    mdp, runPeer, peerContext, logged
+):
+    # The broker heartbeats every interval throughout, and is patient with our silence
+    # while the reactor is held (that is not what this test is about).
+    broker = RfcBroker(peerContext, interval=INTERVAL, liveness=100 * LIVENESS)
+    runPeer(broker)
+    worker = mdp.worker(broker.address, "echo")
+    await until(lambda: len(broker.received) >= 2)  # READY, then a heartbeat: connected
+    connection = worker.connection
+    # Three times as long as the worker waits for a silent broker; the broker's heartbeats
+    # of that time wait in the worker's socket.
+    await stallReactor(3 * LIVENESS * INTERVAL)
+    reply = await inThread(rfcRequest, peerContext, broker.address, b"echo", b"after")
+    assert reply == [b"after"]
+    assert worker.connection is connection
     readies = [frames for _, frames in list(broker.received) if frames[2:3] == [READY]]
     assert readies == [[b"", MDPW01, READY, b"echo"]]
     assert not saying(logged, "reconnecting in")

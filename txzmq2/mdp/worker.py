@@ -70,6 +70,8 @@ class MajordomoWorker:
     worker holds no request, the worker closes its socket and, after a delay, connects on a
     new one and sends READY again. The delay starts at ``reconnectDelay``, doubles with each
     reconnection up to ``maxReconnectDelay``, and starts over once the broker is heard from.
+    Before taking the broker for gone, the worker reads what waits in its socket: a reactor
+    held up by application code is not a silent broker.
 
     - While the worker holds a request (its handler runs), the broker's silence does not
       count: the Guide's brokers heartbeat only idle workers. The request's reply is sent
@@ -259,14 +261,29 @@ class MajordomoWorker:
         except Exception:
             self._log.failure("{worker}: a heartbeat tick failed", worker=self)
 
+    def _silentTooLong(self) -> bool:
+        """Whether the broker's silence has outlasted its liveness (not counted while the
+        worker holds a request)."""
+        return not self._inHand and self._reactor.seconds() >= self._expiresAt
+
     def _tick(self) -> None:
-        if self._connection is None:
+        connection = self._connection
+        if connection is None:
             return  # waiting to reconnect
-        if not self._inHand and self._reactor.seconds() >= self._expiresAt:
-            self._reconnect(
-                f"heard nothing from the broker in {self.heartbeatLiveness} heartbeats"
-            )
-            return
+        if self._silentTooLong():
+            # The broker may only look silent: after application code held the reactor
+            # longer than the liveness, this tick runs before the reactor has read what the
+            # broker sent meanwhile. Read it first (a DISCONNECT or REQUEST in it acts as
+            # ever), and judge only once nothing waits unread; if the read budget ran out
+            # first, the next tick judges.
+            waiting = connection._readWaiting()
+            if connection is not self._connection:
+                return  # it read a DISCONNECT, or the connection closed
+            if not waiting and self._silentTooLong():
+                self._reconnect(
+                    f"heard nothing from the broker in {self.heartbeatLiveness} heartbeats"
+                )
+                return
         # The RFC: peers should not send HEARTBEAT while they send other commands.
         if not self._sentSinceTick:
             self._send(HEARTBEAT)
