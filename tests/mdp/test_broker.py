@@ -13,7 +13,7 @@ import pytest_twisted
 import zmq
 from twisted.internet.defer import gatherResults
 
-from tests.mdp.conftest import INTERVAL, LIVENESS, until
+from tests.mdp.conftest import INTERVAL, LIVENESS, saying, stallReactor, until
 from tests.mdp.reference import (
     DISCONNECT,
     HEARTBEAT,
@@ -204,6 +204,35 @@ async def test_worker_silent_for_liveness_intervals_is_forgotten(mdp, logged):
     await until(lambda: not broker.services)
     assert reactor.seconds() - sentAt >= LIVENESS * INTERVAL
     assert [e["why"] for e in logged if "why" in e] == ["expired: no heartbeat"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_reactor_stall_does_not_make_the_broker_forget_heartbeating_workers(
+    mdp, runPeer, peerContext, logged
+):
+    broker = mdp.broker()
+    # Each heartbeats every interval throughout, and is patient with the broker's silence
+    # while its reactor is held (that is not what this test is about).
+    workers = [
+        RfcWorker(peerContext, broker.lastEndpoint, b"echo", liveness=100 * LIVENESS)
+        for _ in range(3)
+    ]
+    for worker in workers:
+        runPeer(worker)
+    await registered(broker, b"echo", 3)
+    # Only one message per read pass: what the workers sent during the stall takes several
+    # passes to read, and no verdict may come before it is all read.
+    broker.connection.readBatchSize = 1
+    # Three times as long as the broker waits for a silent worker; the workers' heartbeats
+    # of that time wait in the broker's socket.
+    await stallReactor(3 * LIVENESS * INTERVAL)
+    assert broker.services == {b"echo": 3}
+    replies = await gatherResults(
+        [ask(peerContext, broker.lastEndpoint, b"echo", b"%d" % n) for n in range(3)]
+    )
+    assert sorted(replies) == [[b"0"], [b"1"], [b"2"]]
+    assert not saying(logged, "forgot worker")
+    assert all(DISCONNECT not in worker.commands for worker in workers)
 
 
 @pytest_twisted.ensureDeferred

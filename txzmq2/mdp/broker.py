@@ -135,6 +135,8 @@ class MajordomoBroker:
     - The broker sends each worker a HEARTBEAT every ``heartbeatInterval`` seconds (unless
       it sent the worker another command since the last one) and forgets an idle worker it
       has heard nothing from for ``heartbeatLiveness`` intervals, checked at each heartbeat.
+      Before forgetting one, it reads what waits in its socket: a reactor held up by
+      application code is not a silent worker.
     - A worker holding a request may be silent until it replies, however long that takes:
       the Guide's worker API sends nothing while its handler runs. Only after
       ``busyWorkerExpiry`` seconds of silence (one hour by default) is a busy worker
@@ -489,8 +491,15 @@ class MajordomoBroker:
     def _tick(self) -> None:
         """Every heartbeat interval: expire silent workers and stale requests, heartbeat."""
         now = self._reactor.seconds()
+        judging = True
+        if any(self._expired(worker, now) for worker in self._workers.values()):
+            # A worker may only look silent: after application code held the reactor longer
+            # than the liveness, this tick runs before the reactor has read what the workers
+            # sent meanwhile. Read it first, and judge only once nothing waits unread; if
+            # the read budget ran out first, the next tick judges.
+            judging = not self.connection._readWaiting()
         for worker in list(self._workers.values()):
-            if self._expired(worker, now):
+            if judging and self._expired(worker, now):
                 if worker.client is None:
                     why = "expired: no heartbeat"
                 else:
