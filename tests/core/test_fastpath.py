@@ -89,13 +89,14 @@ reactor.run()
 """
 
 
-def _exchange(pure: bool) -> dict[str, object]:
+def _runScript(script: str, pure: bool = False) -> dict[str, object]:
+    """Runs ``script`` in a fresh interpreter; the JSON object its last line prints."""
     environment = dict(os.environ)
     environment.pop(_fastpath.ENVIRONMENT_VARIABLE, None)
     if pure:
         environment[_fastpath.ENVIRONMENT_VARIABLE] = "1"
     result = subprocess.run(
-        [sys.executable, "-c", EXCHANGE],
+        [sys.executable, "-c", script],
         cwd=ROOT,
         env=environment,
         capture_output=True,
@@ -120,7 +121,7 @@ def test_native_path_is_taken_when_the_extension_is_built(zmq_factory):
 
 
 def test_pure_python_variable_forces_the_pure_path():
-    outcome = _exchange(pure=True)
+    outcome = _runScript(EXCHANGE, pure=True)
     assert outcome["native"] is False
 
 
@@ -141,25 +142,14 @@ print(json.dumps({"native": _fastpath.native, "reason": _fastpath.reason}))
 
 
 def test_extension_older_than_the_code_is_not_used():
-    environment = {**os.environ}
-    environment.pop(_fastpath.ENVIRONMENT_VARIABLE, None)
-    result = subprocess.run(
-        [sys.executable, "-c", STALE_EXTENSION],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == 0, result.stderr
-    outcome = json.loads(result.stdout.splitlines()[-1])
+    outcome = _runScript(STALE_EXTENSION)
     assert outcome["native"] is False
     assert "NativeSocket.sendMany" in outcome["reason"]
 
 
 @needsExtension
 def test_native_and_pure_paths_deliver_the_same_messages():
-    native, pure = _exchange(pure=False), _exchange(pure=True)
+    native, pure = _runScript(EXCHANGE), _runScript(EXCHANGE, pure=True)
     assert (native["native"], pure["native"]) == (True, False)
     assert native["received"] == pure["received"]
     # Every message but the one past maxFramesPerMessage, which is counted as discarded.
