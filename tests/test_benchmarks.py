@@ -381,6 +381,15 @@ def test_roundtrip_profile_times_each_client_against_a_blocking_peer() -> None:
         assert float(rate.replace(",", "")) > 0 and float(wall) > 0 and float(cpu) > 0
 
 
+@pytest.mark.parametrize("hwm", ["1000", "0"])
+def test_send_cost_prices_each_sender_against_a_blocking_peer(hwm: str) -> None:
+    result = _runModule("txzmq2.bench.sendcost", "--count", "3000", "--hwm", hwm)
+    rows = _tableRows(result.stdout, "sender")
+    assert [row[0] for row in rows] == ["send", "sendMany", "pyzmq"]
+    for _, figure, ratio in rows:
+        assert float(figure.replace(",", "")) > 0 and float(ratio.rstrip("x")) > 0
+
+
 def test_wakeup_profile_prices_every_piece_of_a_wake_up() -> None:
     result = _runModule("txzmq2.bench.wakeup", "--count", "2000")
     from txzmq2.bench.wakeup import PIECES
