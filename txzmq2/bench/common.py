@@ -40,6 +40,7 @@ __all__ = [
     "handshake",
     "notApplicable",
     "peakRssKb",
+    "runBesidePeer",
     "summarise",
 ]
 
@@ -404,3 +405,31 @@ def callgrindInstructions(stderr: str) -> int:
     if found is None:
         raise RuntimeError(f"no instruction count from valgrind:\n{stderr[-2000:]}")
     return int(found.group(1))
+
+
+def runBesidePeer(
+    peer: list[str],
+    command: Callable[[str], list[str]],
+    callgrind: bool = False,
+    timeout: float = 600,
+) -> tuple[str, int | None]:
+    """
+    Start ``peer`` (a command whose first line of output is the endpoint it bound), run
+    ``command(endpoint)`` beside it, under callgrind when ``callgrind``, and wait for both
+    to end. Returns the command's output and, under callgrind, the instructions it ran.
+    """
+    process = subprocess.Popen(peer, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        arguments = command(process.stdout.readline().strip())
+        if callgrind:
+            arguments = [*CALLGRIND, *arguments]
+        run = subprocess.run(
+            arguments, capture_output=True, text=True, timeout=timeout, check=True
+        )
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return run.stdout, callgrindInstructions(run.stderr) if callgrind else None

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -36,7 +35,7 @@ from typing import Any
 
 import zmq
 
-from txzmq2.bench.common import CALLGRIND, callgrindInstructions, freezeStartupHeap
+from txzmq2.bench.common import freezeStartupHeap, runBesidePeer
 
 __all__ = ["CLIENTS", "STOP", "main", "measure", "peerCommand", "serve"]
 
@@ -248,21 +247,12 @@ def peerCommand() -> list[str]:
 
 def _runClient(name: str, count: int, callgrind: bool) -> tuple[dict[str, Any], int | None]:
     """One client against a fresh peer; its figures, and instructions when ``callgrind``."""
-    peer = subprocess.Popen(peerCommand(), stdout=subprocess.PIPE, text=True)
-    try:
-        assert peer.stdout is not None
-        endpoint = peer.stdout.readline().strip()
-        command = _module("--client", name, "--endpoint", endpoint, "--count", str(count))
-        if callgrind:
-            command = [*CALLGRIND, *command]
-        run = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
-        peer.wait(timeout=30)
-    finally:
-        if peer.poll() is None:
-            peer.kill()
-            peer.wait()
-    instructions = callgrindInstructions(run.stderr) if callgrind else None
-    return json.loads(run.stdout.strip().splitlines()[-1]), instructions
+    output, instructions = runBesidePeer(
+        peerCommand(),
+        lambda endpoint: _module("--client", name, "--endpoint", endpoint, "--count", str(count)),
+        callgrind,
+    )
+    return json.loads(output.strip().splitlines()[-1]), instructions
 
 
 def measure(name: str, count: int, callgrind: bool = False) -> dict[str, Any]:

@@ -32,14 +32,13 @@ import argparse
 import json
 import resource
 import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import zmq
 
-from txzmq2.bench.common import CALLGRIND, callgrindInstructions, freezeStartupHeap
+from txzmq2.bench.common import freezeStartupHeap, runBesidePeer
 
 __all__ = ["SENDERS", "main", "measure"]
 
@@ -128,29 +127,17 @@ def _sendTxzmq2(endpoint: str, count: int, hwm: int, batch: bool) -> float:
 
 
 def _runSender(name: str, count: int, hwm: int, callgrind: bool) -> float:
-    """One sender against a fresh sink: its process's CPU seconds, or instructions."""
-    sink = subprocess.Popen(
-        _module("--sink", "--count", str(count), "--hwm", str(hwm)),
-        stdout=subprocess.PIPE,
-        text=True,
+    """One sender against a fresh sink: its CPU seconds, or under callgrind instructions."""
+    options = ("--count", str(count), "--hwm", str(hwm))
+    output, instructions = runBesidePeer(
+        _module("--sink", *options),
+        lambda endpoint: _module("--sender", name, "--endpoint", endpoint, *options),
+        callgrind,
+        timeout=1200,
     )
-    try:
-        assert sink.stdout is not None
-        endpoint = sink.stdout.readline().strip()
-        command = _module(
-            "--sender", name, "--endpoint", endpoint, "--count", str(count), "--hwm", str(hwm)
-        )
-        if callgrind:
-            command = [*CALLGRIND, *command]
-        run = subprocess.run(command, capture_output=True, text=True, timeout=1200, check=True)
-        sink.wait(timeout=60)
-    finally:
-        if sink.poll() is None:
-            sink.kill()
-            sink.wait()
-    if callgrind:
-        return callgrindInstructions(run.stderr)
-    return float(json.loads(run.stdout.strip().splitlines()[-1])["cpu_s"])
+    if instructions is not None:
+        return instructions
+    return float(json.loads(output.strip().splitlines()[-1])["cpu_s"])
 
 
 def measure(name: str, count: int, hwm: int = 1000, callgrind: bool = False) -> dict[str, Any]:
