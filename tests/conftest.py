@@ -9,9 +9,13 @@ select reactor, so the core tests can run on each.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+import pytest_twisted
+import zmq
+from twisted.internet.defer import Deferred
 
 _REACTORS = {
     "poll": ("twisted.internet.pollreactor", "PollReactor"),
@@ -118,3 +122,33 @@ def everyWarningLogged(monkeypatch: pytest.MonkeyPatch) -> None:
     from txzmq2._logging import RateLimitedLogger
 
     monkeypatch.setattr(RateLimitedLogger, "burst", 1_000_000_000)
+
+
+@pytest.fixture
+def peerContext() -> Iterator[zmq.Context[Any]]:
+    """A context of its own for the reference peers, as a separate program would have."""
+    context: zmq.Context[Any] = zmq.Context()
+    yield context
+    context.term()
+
+
+@pytest.fixture
+def runPeer(peerContext: zmq.Context[Any]) -> Iterator[Callable[[Any], Deferred[Any]]]:
+    """``runPeer(peer)`` runs ``peer.run()`` in a thread and returns the Deferred of its
+    result; after the test every peer still running is stopped and waited for (before
+    ``peerContext`` is terminated, which waits for their sockets)."""
+    from tests.peers import inThread
+
+    running: list[tuple[Any, Deferred[Any]]] = []
+
+    def run(peer: Any) -> Deferred[Any]:
+        done = inThread(peer.run)
+        running.append((peer, done))
+        return done
+
+    yield run
+    for peer, _ in running:
+        peer.stop()
+    for _, done in running:
+        done.addErrback(lambda _: None)  # the test has seen (or not cared for) its outcome
+        pytest_twisted.blockon(done)

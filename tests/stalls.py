@@ -1,14 +1,43 @@
 """
-Measuring reactor stalls in tests: what the code under test held the reactor thread for.
+Reactor stalls in tests: measuring what the code under test held the reactor thread for, and
+holding it as application code that blocks would.
 """
 
 from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import reactor, task
+from twisted.internet.defer import Deferred
+
+
+async def stallReactor(seconds: float, meanwhile: Callable[[], object] | None = None) -> None:
+    """
+    Hold the reactor thread for ``seconds`` (``time.sleep``), as application code that
+    blocks would, and return once the reactor runs again (before it has looked at any
+    descriptor).
+
+    The stall runs as a thread call: Twisted's reactors run those first in a turn, then the
+    timers that fell due, and only then look at descriptors. So a heartbeat timer due during
+    the stall runs right after it, before the reactor has read anything the peers sent
+    meanwhile: the worst case for a timer that judges peers by their silence.
+
+    :param meanwhile: called on the reactor thread as the stall begins (a blocking peer's
+        send, say), so that what it causes arrives while the reactor is held.
+    """
+    resumed: Deferred[None] = Deferred()
+
+    def stall() -> None:
+        if meanwhile is not None:
+            meanwhile()
+        time.sleep(seconds)
+        reactor.callLater(0, resumed.callback, None)
+
+    reactor.callFromThread(stall)
+    await resumed
 
 
 class StallMeter:

@@ -5,17 +5,13 @@ down per test, reference peers run in threads, raw sockets that show the exact f
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import pytest_twisted
-import zmq
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 
-from tests.peers import inThread
 from txzmq2 import (
     ZmqDealerConnection,
     ZmqEndpoint,
@@ -46,28 +42,6 @@ async def until(predicate: Callable[[], object], timeout: float = PATIENCE) -> N
         if reactor.seconds() > deadline:
             pytest.fail(f"still false after {timeout} s: {predicate.__doc__ or predicate}")
         await deferLater(reactor, 0.01)
-
-
-async def stallReactor(seconds: float) -> None:
-    """
-    Hold the reactor thread for ``seconds`` (``time.sleep``), as application code that
-    blocks would, and return once the reactor runs again.
-
-    The stall runs as a thread call: Twisted's reactors run those first in a turn, then the
-    timers that fell due, and only then look at descriptors. So a heartbeat timer due during
-    the stall runs right after it, before the reactor has read anything the peers sent
-    meanwhile: the worst case for a timer that judges peers by their silence.
-    """
-    from twisted.internet import reactor
-
-    resumed: Deferred[None] = Deferred()
-
-    def stall() -> None:
-        time.sleep(seconds)
-        reactor.callLater(0, resumed.callback, None)
-
-    reactor.callFromThread(stall)
-    await resumed
 
 
 def saying(events: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
@@ -200,31 +174,3 @@ def mdp(zmq_factory: ZmqFactory) -> Iterator[Parts]:
     parts = Parts(zmq_factory)
     yield parts
     parts.shutdown()
-
-
-@pytest.fixture
-def peerContext() -> Iterator[zmq.Context[Any]]:
-    """A context of its own for the reference peers, as a separate program would have."""
-    context: zmq.Context[Any] = zmq.Context()
-    yield context
-    context.term()
-
-
-@pytest.fixture
-def runPeer(peerContext: zmq.Context[Any]) -> Iterator[Callable[[Any], Deferred[Any]]]:
-    """``runPeer(peer)`` runs ``peer.run()`` in a thread and returns the Deferred of its
-    result; after the test every peer still running is stopped and waited for (before
-    ``peerContext`` is terminated, which waits for their sockets)."""
-    running: list[tuple[Any, Deferred[Any]]] = []
-
-    def run(peer: Any) -> Deferred[Any]:
-        done = inThread(peer.run)
-        running.append((peer, done))
-        return done
-
-    yield run
-    for peer, _ in running:
-        peer.stop()
-    for _, done in running:
-        done.addErrback(lambda _: None)  # the test has seen (or not cared for) its outcome
-        pytest_twisted.blockon(done)

@@ -13,7 +13,7 @@ import pytest_twisted
 import zmq
 from twisted.internet.defer import gatherResults
 
-from tests.mdp.conftest import INTERVAL, LIVENESS, saying, stallReactor, until
+from tests.mdp.conftest import INTERVAL, LIVENESS, saying, until
 from tests.mdp.reference import (
     DISCONNECT,
     HEARTBEAT,
@@ -26,6 +26,7 @@ from tests.mdp.reference import (
     rfcRequest,
 )
 from tests.peers import inThread
+from tests.stalls import stallReactor
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -14,15 +14,7 @@ import pytest_twisted
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import deferLater
 
-from tests.mdp.conftest import (
-    INTERVAL,
-    LIVENESS,
-    RawRouter,
-    echo,
-    saying,
-    stallReactor,
-    until,
-)
+from tests.mdp.conftest import INTERVAL, LIVENESS, RawRouter, echo, saying, until
 from tests.mdp.reference import (
     DISCONNECT,
     HEARTBEAT,
@@ -34,6 +26,7 @@ from tests.mdp.reference import (
     rfcRequest,
 )
 from tests.peers import inThread
+from tests.stalls import stallReactor
 from txzmq2 import ZmqEndpoint
 from txzmq2.mdp import MajordomoWorker
 
