@@ -83,7 +83,9 @@ class BinaryStar:
     - A passive node becomes active when its peer says it is (re)starting (``primary`` or
       ``backup``), or on a client request when its peer has been silent for two heartbeats
       (it died). A restarted primary thus comes back passive: failing back is the
-      operator's call (stop the backup).
+      operator's call (stop the backup). Before taking its peer for silent, a node reads
+      the state messages waiting in its socket: a reactor held up by application code is
+      not a silent peer.
     - Two actives (a healed split) resolve to the primary; two passives to the primary.
 
     ``onActive`` and ``onPassive`` may be set to callables (no arguments), called on
@@ -209,20 +211,39 @@ class BinaryStar:
     def _peerSilent(self) -> bool:
         return bool(self._reactor.seconds() >= self._peerExpiry)
 
-    def _clientRequest(self) -> bool:
-        """A client request arrived: whether it is delivered (the vote decides)."""
+    def _delivery(self) -> bool | None:
+        """
+        Whether a client request is delivered, as far as the state decides: True while
+        active; False out of the pair, as the starting backup or while the peer is heard;
+        ``None`` when the peer is silent: the request is a vote that may win.
+        """
         if self._stopped:
             # Out of the pair: its peer no longer hears it, and may be taking over.
             return False
         if self.state is BinaryStarState.active:
             return True
-        if self.state is not BinaryStarState.backup and self._peerSilent():
-            self._log.info(
-                "{node}: a client request while the peer is silent: taking over", node=self
-            )
-            self._become(BinaryStarState.active)
-            return True
-        return False
+        if self.state is BinaryStarState.backup or not self._peerSilent():
+            return False
+        return None
+
+    def _clientRequest(self) -> bool:
+        """A client request arrived: whether it is delivered (the vote decides)."""
+        delivered = self._delivery()
+        if delivered is None:
+            # The peer may only look silent: after application code held the reactor
+            # longer than the silence, this request can be read before the peer's state
+            # messages sent meanwhile. Read them first (a state in them acts as ever), and
+            # let the vote win only once nothing waits unread; if the read budget ran out
+            # first, the request is dropped, and the client's next try judges.
+            waiting = self._subscriber._readWaiting()
+            delivered = self._delivery()
+            if delivered is None and not waiting:
+                self._log.info(
+                    "{node}: a client request while the peer is silent: taking over", node=self
+                )
+                self._become(BinaryStarState.active)
+                return True
+        return bool(delivered)
 
     def _heardPeer(self, message: bytes) -> None:
         try:
