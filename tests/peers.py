@@ -1,6 +1,7 @@
 """
-Reference peers: plain blocking pyzmq sockets run in a thread, reporting to the reactor;
-a collecting txzmq2 PULL; and a script serving in a process of its own.
+Reference peers: plain blocking pyzmq sockets run in a thread, reporting to the reactor
+(:class:`BlockingServer` answers as it goes on, even while the reactor is held); a collecting
+txzmq2 PULL; and a script serving in a process of its own.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -63,6 +65,52 @@ def blockingSocket(context: Any, socketType: int, **options: Any) -> Any:
     for name, value in options.items():
         socket.setsockopt(getattr(zmq, name.upper()), value)
     return socket
+
+
+class BlockingServer:
+    """
+    A blocking pyzmq socket of ``socketType`` bound on tcp 127.0.0.1 (``address``) that
+    answers each message with what ``answer`` returns for it (``None``: nothing), after
+    ``answerAfter`` seconds, counting what it receives (``received``). Served by :meth:`run`
+    in a thread (``runPeer``) until :meth:`stop`; it answers also while the reactor of the
+    code under test is held.
+    """
+
+    def __init__(
+        self,
+        context: Any,
+        socketType: int,
+        answer: Callable[[list[bytes]], list[bytes] | None] = lambda message: message,
+        answerAfter: float = 0.0,
+    ) -> None:
+        import zmq
+
+        self.answer = answer
+        self.answerAfter = answerAfter
+        self.received = 0
+        self._stop = threading.Event()
+        # Made here, used only by the thread running run(): starting a thread is the full
+        # memory barrier ZeroMQ asks for when a socket changes threads.
+        self.socket = blockingSocket(context, socketType)
+        self.socket.bind("tcp://127.0.0.1:*")
+        self.address: str = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if not self.socket.poll(5):
+                    continue
+                message = self.socket.recv_multipart()
+                self.received += 1
+                reply = self.answer(message)
+                if reply is not None:
+                    time.sleep(self.answerAfter)
+                    self.socket.send_multipart(reply)
+        finally:
+            self.socket.close()
 
 
 class CollectingPull(ZmqPullConnection):

@@ -8,10 +8,16 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred
+
+T = TypeVar("T")
+
+ANSWER_DELAY = 0.05
+"""Seconds a peer of :func:`sendAsTheReactorStalls` waits before answering: longer than the
+reactor takes to run what a send scheduled, shorter than the timeouts and stalls of tests."""
 
 
 async def stallReactor(seconds: float, meanwhile: Callable[[], object] | None = None) -> None:
@@ -38,6 +44,22 @@ async def stallReactor(seconds: float, meanwhile: Callable[[], object] | None = 
 
     reactor.callFromThread(stall)
     await resumed
+
+
+async def sendAsTheReactorStalls(send: Callable[[], T], seconds: float) -> T:
+    """
+    Call ``send()``, let the reactor run what the send scheduled (a read pass that finds
+    nothing yet), then hold it for ``seconds`` (:func:`stallReactor`); return what ``send``
+    returned once the reactor runs again.
+
+    With a peer in another thread that answers after :data:`ANSWER_DELAY`, the answer
+    arrives during the stall, and a timer the send started, due in the stall, runs before
+    the reactor reads the answer: no read pass left over from before can read it first.
+    """
+    sent = send()
+    await task.deferLater(reactor, 0, lambda: None)
+    await stallReactor(seconds)
+    return sent
 
 
 class StallMeter:
