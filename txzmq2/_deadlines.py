@@ -5,7 +5,12 @@ Items with the same delay expire in the order they were added, so they are kept 
 an ``OrderedDict`` (a connection's requests mostly share one timeout): adding, cancelling and
 expiring are O(1), the earliest deadline is at the head of one of a few groups, and nothing
 of an ended item stays behind. Invariant: the timer is armed while any item is, no later
-than the earliest deadline.
+than the earliest deadline (or, while expiries wait for a socket to drain, a batch from now).
+
+An owner that can still end items before they expire (a reply waiting in its socket after
+application code held the reactor) passes ``beforeExpiry``: run once per firing that finds
+something due, before anything expires. An expiry waits for it by at most
+``_POSTPONE_SECONDS`` past the first firing that found the item due.
 """
 
 from __future__ import annotations
@@ -27,17 +32,32 @@ K = TypeVar("K", bound=Hashable)
 # Seconds one batch of expiries may run before yielding to the reactor.
 _BATCH_SECONDS = 0.005
 _NEVER = float("inf")
+# Seconds (reactor time) expiries may wait, past the first firing that found messages still
+# unread after its read pass, for the socket to drain. Bounded, so that a flood that never
+# lets it drain cannot keep a request alive: past it, expiries run whatever still waits.
+_POSTPONE_SECONDS = 0.05
 
 
 class _Deadlines(Generic[K]):
     """
     :param expire: called with each item's key when its deadline passes (the item is no
         longer here by then).
+    :param beforeExpiry: called when the timer finds items due, before any expires: it may
+        end some of them (``cancel``), and returns whether more that could end them waits
+        unread (then the expiries wait for it, by at most ``_POSTPONE_SECONDS``).
     """
 
-    def __init__(self, reactor: ReactorLike, expire: Callable[[K], None]) -> None:
+    def __init__(
+        self,
+        reactor: ReactorLike,
+        expire: Callable[[K], None],
+        beforeExpiry: Callable[[], bool] | None = None,
+    ) -> None:
         self._reactor = reactor
         self._expire = expire
+        self._beforeExpiry = beforeExpiry
+        # While the socket has not drained since a firing postponed: when that ends.
+        self._postponeUntil: float | None = None
         # delay -> {key: deadline}, each group in deadline order.
         self._groups: dict[float, OrderedDict[K, float]] = {}
         self._call: DelayedCall | None = None
@@ -69,6 +89,7 @@ class _Deadlines(Generic[K]):
     def stop(self) -> None:
         """Forget every item and disarm the timer."""
         self._groups.clear()
+        self._postponeUntil = None
         if self._call is not None and self._call.active():
             self._call.cancel()
         self._call = None
@@ -93,6 +114,18 @@ class _Deadlines(Generic[K]):
         self._call = None
         self._callAt = _NEVER
         now = self._reactor.seconds()
+        if self._beforeExpiry is not None and self._earliest()[0] <= now:
+            # After a reactor stall this timer can run before the reactor has read the
+            # replies that came in time: deliver them first (one read pass, which cancels
+            # what it answers), then expire only what is still due.
+            if self._beforeExpiry():
+                if self._postponeUntil is None:
+                    self._postponeUntil = now + _POSTPONE_SECONDS
+                if now < self._postponeUntil and self._groups:
+                    # More waits unread (the read budget ran out): the connection's own
+                    # passes read on meanwhile; look again a batch later.
+                    self._arm(now + _BATCH_SECONDS)
+                    return
         # Many deadlines can fall due together (a burst of requests to a dead server):
         # expire them a batch at a time, so the reactor is never held for long.
         stop = monotonic() + _BATCH_SECONDS
@@ -108,7 +141,9 @@ class _Deadlines(Generic[K]):
             if monotonic() > stop:
                 break
         # An expiry may have added a later deadline (a retry) and armed the timer for it.
-        if self._groups:
-            deadline, _ = self._earliest()
-            if deadline < self._callAt:
-                self._arm(deadline)
+        deadline, _ = self._earliest()
+        if deadline > now:
+            # Everything due has expired: the next due item may wait again.
+            self._postponeUntil = None
+        if deadline < self._callAt:
+            self._arm(deadline)

@@ -113,7 +113,9 @@ class ZmqREQConnection(ZmqConnection):
         self._onWire: bytes | None = None
         self._deadlines: _Deadlines[bytes] | None = None
         super().__init__(*args, **kwargs)
-        self._deadlines = _Deadlines(self._reactor, self._timedOut)
+        # Replies waiting unread when the deadline timer runs (after a reactor stall) came
+        # in time: the timer reads them first.
+        self._deadlines = _Deadlines(self._reactor, self._timedOut, self._readWaiting)
 
     @property
     def pendingRequests(self) -> int:
