@@ -214,6 +214,10 @@ class MajordomoClient:
 
     def _timedOut(self, request: _Request) -> None:
         request.timer = None
+        if request.connection is not None:
+            # After a reactor stall this timer can run before the reactor has read a reply
+            # that came in time: read what waits on the request's socket first (one pass).
+            request.connection._readWaiting()
         connection = self._end(request)
         if connection is None:
             return
