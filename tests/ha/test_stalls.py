@@ -6,21 +6,24 @@ pyzmq in threads (tests/ha/reference.py), over tcp: they go on talking through t
 The stall runs as a thread call (:func:`tests.stalls.stallReactor`). On Twisted's default
 reactor (epoll) the sockets are then read in the order their messages arrived, so a
 client's request sent as the stall begins is read before the peer's state messages of the
-stall. (The asyncio reactor happens to read them the other way round.)
+stall. (The asyncio reactor happens to read them the other way round.) Timers due during the
+stall run before any socket is read: a Freelance request's timer, say, with its reply waiting.
 """
 
 from __future__ import annotations
 
 import pytest
 import pytest_twisted
+import zmq
 
 from tests.ha.conftest import Echo, until
 from tests.ha.reference import ReferenceNode, connectedDealer
-from tests.peers import inThread
-from tests.stalls import stallReactor
+from tests.peers import BlockingServer, inThread
+from tests.stalls import ANSWER_DELAY, sendAsTheReactorStalls, stallReactor
 from txzmq2 import ZmqEndpoint
-from txzmq2.ha import BinaryStar, BinaryStarState
+from txzmq2.ha import BinaryStar, BinaryStarState, FreelanceClient
 from txzmq2.ha.binarystar import PEER_SILENCE
+from txzmq2.ha.freelance import PING, PONG
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -90,3 +93,33 @@ async def test_after_a_reactor_stall_a_passive_node_takes_over_from_a_peer_reall
         client.close()
         backup.shutdown()
         served.shutdown()
+
+
+def echoOrPong(message: list[bytes]) -> list[bytes]:
+    """A Freelance server's answer: PONG to a ping, the request itself to a request."""
+    return [message[0], PONG] if message[1:] == [PING] else message
+
+
+FREELANCE_TIMEOUT = 0.2
+"""Seconds a Freelance request of these tests waits for its reply."""
+
+
+@pytest_twisted.ensureDeferred
+async def test_freelance_reply_waiting_through_a_reactor_stall_answers_its_request(
+    zmq_factory, runPeer, peerContext
+):
+    server = BlockingServer(peerContext, zmq.ROUTER, echoOrPong, ANSWER_DELAY)
+    runPeer(server)
+    # No ping due in the stall: a ping sent makes the link look at its socket.
+    client = FreelanceClient(
+        zmq_factory, [server.address], timeout=FREELANCE_TIMEOUT, retries=0, pingInterval=60
+    )
+    try:
+        assert await client.request(b"warm-up", timeout=5) == [b"warm-up"]
+        # The server answers during the stall: the reply waits in the socket, unread.
+        request = await sendAsTheReactorStalls(
+            lambda: client.request(b"in time"), 3 * FREELANCE_TIMEOUT
+        )
+        assert await request == [b"in time"]
+    finally:
+        client.shutdown()

@@ -409,6 +409,11 @@ class FreelanceClient:
             return
         request.timer = None
         silent = request.tried[-1]
+        # After a reactor stall this timer can run before the reactor has read a reply that
+        # came in time: read what waits from the server first (one pass, the usual budget).
+        silent._readWaiting()
+        if requestId not in self._pending:
+            return  # answered
         # It did not answer in time: not the first choice again until it answers something.
         silent.aliveUntil = 0.0
         if silent is self._current:
