@@ -152,3 +152,13 @@ def runPeer(peerContext: zmq.Context[Any]) -> Iterator[Callable[[Any], Deferred[
     for _, done in running:
         done.addErrback(lambda _: None)  # the test has seen (or not cared for) its outcome
         pytest_twisted.blockon(done)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[Any]]:
+    """Hostile peers in processes of their own (``tests.peers.ScriptProcess``) that the
+    test appends: each is killed after the test."""
+    started: list[Any] = []
+    yield started
+    for process in started:
+        process.kill()

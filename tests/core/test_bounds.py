@@ -100,14 +100,6 @@ time.sleep(60)
 """
 
 
-@pytest.fixture
-def processes() -> Iterator[list[ScriptProcess]]:
-    started: list[ScriptProcess] = []
-    yield started
-    for process in started:
-        process.kill()
-
-
 # -- 1: a ROUTER's queue per peer is bounded ------------------------------------------------
 
 

@@ -20,7 +20,7 @@ import pytest_twisted
 import zmq
 from twisted.internet.task import Clock
 
-from tests.peers import BlockingServer
+from tests.peers import BlockingServer, ScriptProcess
 from tests.stalls import ANSWER_DELAY, sendAsTheReactorStalls, stallReactor
 from txzmq2 import ZmqEndpoint, ZmqEndpointType, ZmqREQConnection, ZmqRequestTimeoutError
 from txzmq2._deadlines import _POSTPONE_SECONDS, _Deadlines
@@ -140,3 +140,61 @@ def test_expiry_waits_for_an_undrained_socket_by_a_bounded_time_only():
     assert reads[0] == pytest.approx(1.0)
     assert len(reads) <= _POSTPONE_SECONDS / 0.005 + 2
     assert clock.getDelayedCalls() == []
+
+
+# -- the bound, driven by a hostile peer in its own process -----------------------------------
+
+FLOOD = """
+import sys, zmq
+context = zmq.Context()
+s = context.socket(zmq.ROUTER)
+s.setsockopt(zmq.LINGER, 0)
+s.setsockopt(zmq.SNDHWM, 0)
+s.bind("tcp://127.0.0.1:*")
+print(s.getsockopt_string(zmq.LAST_ENDPOINT), flush=True)
+peer = s.recv_multipart()[0]
+# Never the answer: replies to no request of the client's, as fast as it can, forever.
+junk = [peer, b"not-a-request-id", b"", b"x" * 16]
+while True:
+    s.send_multipart(junk)
+"""
+
+
+class Flooded(ZmqREQConnection):
+    recvHighWaterMark = 0  # unbounded: whatever the flood sends waits for the reader
+    readPassesWithMoreWaiting = 0
+
+    def _readWaiting(self) -> bool:
+        waiting = super()._readWaiting()
+        self.readPassesWithMoreWaiting += waiting
+        return waiting
+
+
+@pytest.mark.timeout(60)
+@pytest_twisted.ensureDeferred
+async def test_a_flood_that_never_drains_delays_an_expiry_by_the_bound_at_most(
+    zmq_factory, processes
+):
+    """
+    A peer floods the client with replies to nothing while its request waits: during a
+    stall past the deadline far more piles up than one read pass takes, so the late timer
+    finds messages unread after its pass and lets the expiry wait, by _POSTPONE_SECONDS
+    at most; the flood never lets the socket drain, and the request still times out.
+    """
+    hostile = ScriptProcess(FLOOD)
+    processes.append(hostile)
+    address = await hostile.start()
+    connection = Flooded(zmq_factory, ZmqEndpoint(ZmqEndpointType.connect, address))
+    try:
+        request = connection.sendMsg(b"never answered", timeout=TIMEOUT)
+        await stallReactor(STALL)
+        resumed = time.monotonic()
+        with pytest.raises(ZmqRequestTimeoutError):
+            await request
+        late = time.monotonic() - resumed
+    finally:
+        connection.shutdown()
+    assert connection.readPassesWithMoreWaiting >= 1, "the flood drained: the bound untested"
+    # The documented bound (50 ms, docs/limits.md), plus a loaded machine's scheduling.
+    assert late < 0.05 + 0.5
+    print(f"\ntimed out {late * 1000:.0f} ms after the stall")
